@@ -1,0 +1,25 @@
+# The venv is the install marker: `make install` twice does nothing the second time.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: install test test-slow demo toy-models
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+demo: install
+	.venv/bin/clipgan generate "a red circle on a blue background" -o demo.png
+
+toy-models: install
+	$(PY) -m clipgan.toyworld.train --out checkpoints

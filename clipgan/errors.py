@@ -1,0 +1,5 @@
+"""The one exception type users see: the CLI prints its message on one line and exits 2."""
+
+
+class ClipganError(Exception):
+    """Bad input or an unusable file: a short message naming the problem, no traceback."""
