@@ -3,3 +3,7 @@
 
 class ClipganError(Exception):
     """Bad input or an unusable file: a short message naming the problem, no traceback."""
+
+
+class ClipganNotice(UserWarning):
+    """Something the user should know that is not an error (a size rounded, a word the model lacks)."""

@@ -1,0 +1,3 @@
+from clipgan.cli import main
+
+main()

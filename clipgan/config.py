@@ -1,0 +1,155 @@
+"""Every generation setting and its default, defined once for the CLI and the Python API.
+
+No torch here: the CLI imports this module to build its help text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+
+from clipgan.errors import ClipganError
+from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_VQGAN
+
+
+class Optimizer(str, Enum):
+    adam = "adam"
+    adamw = "adamw"
+    adagrad = "adagrad"
+    adamax = "adamax"
+    radam = "radam"
+    rmsprop = "rmsprop"
+    sgd = "sgd"
+
+
+class Precision(str, Enum):
+    auto = "auto"  # bf16 autocast where the hardware has fast bf16, else fp32
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class InitNoise(str, Enum):
+    codes = "codes"  # random codebook entries
+    pixels = "pixels"  # uniform noise image through the encoder
+    gradient = "gradient"  # random colour gradient through the encoder
+
+
+class Augment(str, Enum):
+    flip = "flip"
+    affine = "affine"
+    perspective = "perspective"
+    jitter = "jitter"
+    erasing = "erasing"
+    sharpness = "sharpness"
+    noise = "noise"
+
+
+DEFAULT_AUGMENTS = ("flip", "affine", "perspective", "jitter", "noise")
+
+
+@dataclass
+class Settings:
+    prompts: list[str] = field(default_factory=list)  # "text:weight:stop"
+    image_prompts: list[str] = field(default_factory=list)  # "path:weight:stop"
+    iterations: int = 100
+    size: tuple[int, int] = (128, 128)  # width, height; rounded to the VQGAN's factor
+    init_image: str | None = None
+    init_weight: float = 0.0  # pulls z towards its starting point
+    init_noise: str = InitNoise.codes.value
+    tv_weight: float = 0.0  # total variation: smooths the decoded image
+    cutn: int = 32
+    cut_pow: float = 1.0  # >1 favours small crops
+    augments: tuple[str, ...] = DEFAULT_AUGMENTS
+    optimizer: str = Optimizer.adam.value
+    lr: float = 0.1
+    seed: int | None = None  # None: drawn at random and recorded
+    device: str = "auto"  # auto|cpu|cuda|cuda:N|mps
+    precision: str = Precision.auto.value
+    vqgan: str = DEFAULT_VQGAN  # registry name (`clipgan models`)
+    vqgan_config: str | None = None  # taming yaml; overrides `vqgan` with vqgan_checkpoint
+    vqgan_checkpoint: str | None = None
+    clip: tuple[str, ...] = (DEFAULT_CLIP,)  # ARCH:WEIGHTS or a bundled alias; several make an ensemble
+    trust_checkpoint: bool = False  # allow full unpickling of checkpoints
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Settings":
+        """Build from (possibly partial or hand-edited) JSON; unknown keys are an error."""
+        if not isinstance(data, dict):
+            raise ClipganError("settings must be a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ClipganError(f"unknown setting(s): {', '.join(unknown)}")
+        return cls().replace(**data)
+
+    def replace(self, **changes) -> "Settings":
+        new = dataclasses.replace(self, **changes)
+        new._normalize()
+        new.validate()
+        return new
+
+    def _normalize(self) -> None:
+        for name in ("prompts", "image_prompts"):
+            value = getattr(self, name)
+            setattr(self, name, [value] if isinstance(value, str) else list(value))
+        if isinstance(self.clip, str):
+            self.clip = (self.clip,)
+        if isinstance(self.augments, str):
+            self.augments = tuple(a for a in self.augments.split(",") if a)
+        self.clip, self.augments = tuple(self.clip), tuple(self.augments)
+        for name in ("optimizer", "precision", "init_noise"):
+            value = getattr(self, name)
+            setattr(self, name, value.value if isinstance(value, Enum) else value)
+        self.augments = tuple(a.value if isinstance(a, Enum) else a for a in self.augments)
+        size = self.size
+        if isinstance(size, int):
+            size = (size, size)
+        try:
+            self.size = (int(size[0]), int(size[1]))
+        except (TypeError, ValueError, IndexError):
+            raise ClipganError(f"size must be two integers (width height), got {size!r}") from None
+
+    def validate(self) -> None:
+        _check_type(self.iterations, int, "iterations")
+        _check_type(self.cutn, int, "cutn")
+        if self.iterations < 1:
+            raise ClipganError(f"iterations must be at least 1, got {self.iterations}")
+        if self.cutn < 1:
+            raise ClipganError(f"cutn must be at least 1, got {self.cutn}")
+        if min(self.size) < 1:
+            raise ClipganError(f"size must be positive, got {self.size[0]}x{self.size[1]}")
+        for name in ("lr", "cut_pow", "init_weight", "tv_weight"):
+            _check_type(getattr(self, name), (int, float), name)
+        if self.lr <= 0:
+            raise ClipganError(f"lr must be positive, got {self.lr}")
+        if self.cut_pow <= 0:
+            raise ClipganError(f"cut-pow must be positive, got {self.cut_pow}")
+        _check_choice(self.optimizer, Optimizer, "optimizer")
+        _check_choice(self.precision, Precision, "precision")
+        _check_choice(self.init_noise, InitNoise, "init-noise")
+        for a in self.augments:
+            _check_choice(a, Augment, "augment")
+        if (self.vqgan_config is None) != (self.vqgan_checkpoint is None):
+            raise ClipganError("--vqgan-config and --vqgan-checkpoint go together")
+        if not self.clip:
+            raise ClipganError("at least one --clip model is needed")
+        if self.seed is not None:
+            _check_type(self.seed, int, "seed")
+            if not 0 <= self.seed < 2**63:
+                raise ClipganError(f"seed must be between 0 and 2**63-1, got {self.seed}")
+
+
+def _check_type(value, types, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise ClipganError(f"{name} must be a number, got {value!r}")
+
+
+def _check_choice(value: str, enum: type[Enum], name: str) -> None:
+    choices = [e.value for e in enum]
+    if value not in choices:
+        raise ClipganError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")

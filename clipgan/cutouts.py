@@ -1,0 +1,67 @@
+"""Random crops of the image, resized for CLIP and augmented: what CLIP actually scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from clipgan.config import DEFAULT_AUGMENTS, Augment
+
+
+@dataclass(frozen=True)
+class CutoutConfig:
+    cutn: int = 32
+    cut_pow: float = 1.0  # crop side = min + rand**cut_pow * (max - min); >1 favours small crops
+    augments: tuple[str, ...] = DEFAULT_AUGMENTS
+    noise: float = 0.1  # per-cutout gaussian noise scale drawn from U(0, noise), with "noise"
+
+
+def _augmentation(name: str) -> nn.Module | None:
+    import kornia.augmentation as K
+
+    table = {
+        Augment.flip: lambda: K.RandomHorizontalFlip(p=0.5),
+        Augment.affine: lambda: K.RandomAffine(degrees=15, translate=0.1, shear=5, p=0.7, padding_mode="border"),
+        Augment.perspective: lambda: K.RandomPerspective(0.2, p=0.7),
+        Augment.jitter: lambda: K.ColorJitter(hue=0.05, saturation=0.1, p=0.7),
+        Augment.erasing: lambda: K.RandomErasing(scale=(0.1, 0.4), ratio=(0.3, 1 / 0.3), same_on_batch=True, p=0.7),
+        Augment.sharpness: lambda: K.RandomSharpness(0.3, p=0.4),
+        Augment.noise: lambda: None,  # applied by Cutouts itself, per cutout
+    }
+    return table[Augment(name)]()
+
+
+class Cutouts(nn.Module):
+    """(1, 3, H, W) image -> (cutn, 3, size, size) augmented crops; differentiable throughout."""
+
+    def __init__(self, size: int, config: CutoutConfig = CutoutConfig()):
+        super().__init__()
+        self.size, self.config = size, config
+        augs = [_augmentation(a) for a in config.augments]
+        self.augs = nn.Sequential(*[a for a in augs if a is not None])
+        self.noise = config.noise if Augment.noise.value in config.augments else 0.0
+
+    def boxes(self, height: int, width: int, device=None) -> Tensor:
+        """(cutn, 5) boxes [batch index, x1, y1, x2, y2] of random square crops."""
+        n, side = self.config.cutn, min(height, width)
+        lo = min(side, self.size)
+        sizes = (torch.rand(n) ** self.config.cut_pow * (side - lo) + lo).long().clamp(1, side)
+        x = (torch.rand(n) * (width - sizes + 1)).long()
+        y = (torch.rand(n) * (height - sizes + 1)).long()
+        b = torch.stack([torch.zeros(n, dtype=torch.long), x, y, x + sizes, y + sizes], 1)
+        return b.to(device=device, dtype=torch.float32)
+
+    def forward(self, image: Tensor) -> Tensor:
+        from torchvision.ops import roi_align
+
+        boxes = self.boxes(image.shape[2], image.shape[3], image.device)
+        # one batched kernel for all crops; adaptive sampling averages each output pixel's
+        # footprint, so shrinking a large crop does not alias
+        crops = roi_align(image.float(), boxes.to(image.device), self.size, sampling_ratio=-1, aligned=True)
+        crops = self.augs(crops)
+        if self.noise:
+            facs = crops.new_empty(crops.shape[0], 1, 1, 1).uniform_(0, self.noise)
+            crops = crops + facs * torch.randn_like(crops)
+        return crops

@@ -1,0 +1,125 @@
+"""The optimization loop, as a generator of steps. It knows nothing of files or printing."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from clipgan.config import Settings
+from clipgan.cutouts import Cutouts
+from clipgan.losses import clamp_with_grad, init_loss, prompt_loss, tv_loss, vector_quantize
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adagrad": torch.optim.Adagrad,
+    "adamax": torch.optim.Adamax,
+    "radam": torch.optim.RAdam,
+    "rmsprop": torch.optim.RMSprop,
+    "sgd": torch.optim.SGD,
+}
+
+
+@dataclass
+class Target:
+    """One prompt as seen by one perceptor: unit embeddings (M, D) with weight and stop."""
+
+    label: str
+    embeds: Tensor
+    weight: float = 1.0
+    stop: float = float("-inf")
+
+
+@dataclass
+class Guide:
+    """A perceptor, the cutouts made for it, and the targets it scores against."""
+
+    perceptor: nn.Module  # anything with encode_image(images in [0, 1]) -> unit embeddings
+    cutouts: Cutouts
+    targets: list[Target] = field(default_factory=list)
+
+
+@dataclass
+class Step:
+    index: int
+    loss: float
+    losses: dict[str, float]  # by target label, averaged over perceptors
+    z: Tensor  # the latent this step decoded (before the update)
+    image: Tensor  # (1, 3, H, W) in [0, 1], decoded from z: save it without decoding again
+
+
+GuideSchedule = Sequence[Guide] | Callable[[int], Sequence[Guide]]
+
+
+def synth(vqgan, z: Tensor) -> Tensor:
+    """Latent -> image in [0, 1], quantized straight-through and clamped with gradient."""
+    image = vqgan.decode(vector_quantize(z, vqgan.codebook))
+    return clamp_with_grad(image.float().add(1).div(2), 0.0, 1.0)
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    return OPTIMIZERS[name](params, lr=lr)
+
+
+def iterate(
+    vqgan,
+    guides: GuideSchedule,
+    z: Tensor,
+    *,
+    steps: int,
+    lr: float = Settings.lr,
+    optimizer: str = Settings.optimizer,
+    init_weight: float = Settings.init_weight,
+    tv_weight: float = Settings.tv_weight,
+    dtype: torch.dtype | None = None,
+) -> Iterator[Step]:
+    """Optimize latent `z` (B, C, h, w) so that CLIP finds the decoded image close to the targets.
+
+    `guides` may be a callable step -> guides, for prompts that change during the run.
+    `dtype` (bf16/fp16) runs the decoder and CLIP under autocast; z and the optimizer stay fp32.
+    Breaking out of the loop early is fine: every yielded step is complete.
+    """
+    z_init = z.detach().clone()
+    z = z.detach().clone().requires_grad_(True)
+    codebook = vqgan.codebook
+    z_min = codebook.min(0).values.view(1, -1, 1, 1)
+    z_max = codebook.max(0).values.view(1, -1, 1, 1)
+    opt = make_optimizer(optimizer, [z], lr)
+    device_type = z.device.type
+    scaler = torch.amp.GradScaler(device_type, enabled=dtype == torch.float16)
+
+    for i in range(steps):
+        active = guides(i) if callable(guides) else guides
+        opt.zero_grad(set_to_none=True)
+        autocast = torch.autocast(device_type, dtype=dtype) if dtype else contextlib.nullcontext()
+        with autocast:
+            image = synth(vqgan, z)
+            losses = _guide_losses(active, image)
+        if init_weight:
+            losses["init"] = init_loss(z, z_init, init_weight)
+        if tv_weight:
+            losses["tv"] = tv_loss(image, tv_weight)
+        total = sum(losses.values(), torch.zeros((), device=z.device))
+        z_used = z.detach().clone()
+        if i < steps - 1 and total.requires_grad:  # the last step only scores: its update would never be seen
+            scaler.scale(total).backward()
+            scaler.step(opt)
+            scaler.update()
+            with torch.no_grad():
+                z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
+        yield Step(i, total.item(), {k: v.item() for k, v in losses.items()}, z_used, image.detach())
+
+
+def _guide_losses(guides: Sequence[Guide], image: Tensor) -> dict[str, Tensor]:
+    """Prompt losses by label, averaged over perceptors so an ensemble keeps the loss scale."""
+    out: dict[str, Tensor] = {}
+    for g in guides:
+        embeds = g.perceptor.encode_image(g.cutouts(image))
+        for t in g.targets:
+            loss = prompt_loss(embeds, t.embeds, t.weight, t.stop) / len(guides)
+            out[t.label] = out[t.label] + loss if t.label in out else loss
+    return out

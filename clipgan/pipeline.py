@@ -1,0 +1,182 @@
+"""`generate(...)`: settings -> models -> targets -> the loop -> a Result. Seeds everything."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from clipgan.config import Settings
+from clipgan.cutouts import CutoutConfig, Cutouts
+from clipgan.errors import ClipganError, ClipganNotice
+from clipgan.io import load_rgb, to_pil, to_tensor
+from clipgan.optimize import Guide, Step, Target, iterate
+from clipgan.prompts import parse_prompts
+
+
+@dataclass
+class Models:
+    """Loaded models, reusable across calls (loading real ones takes a while)."""
+
+    vqgan: torch.nn.Module
+    perceptors: list
+    device: torch.device
+
+
+@dataclass
+class Result:
+    image: Image.Image
+    seed: int
+    settings: Settings  # as run: seed drawn, size rounded
+    losses: list[float] = field(default_factory=list)  # total loss per step
+    z: Tensor | None = None  # the final latent
+
+
+def draw_seed() -> int:
+    return int.from_bytes(os.urandom(4), "little")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ClipganError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ClipganError("CUDA was asked for but is not available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ClipganError(f"no such GPU: {name} ({torch.cuda.device_count()} available)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ClipganError("MPS was asked for but is not available here")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ClipganError(f"unsupported device {name!r}")
+    return device
+
+
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def load_models(settings: Settings) -> Models:
+    from clipgan.models import registry
+    from clipgan.models.clip import load_clip
+    from clipgan.models.vqgan import load_vqgan
+
+    device = resolve_device(settings.device)
+    if settings.vqgan_config:
+        config, checkpoint = settings.vqgan_config, settings.vqgan_checkpoint
+    else:
+        config, checkpoint = registry.resolve_vqgan(settings.vqgan)
+    vqgan = load_vqgan(config, checkpoint, trust=settings.trust_checkpoint, device=device)
+    perceptors = []
+    for spec in settings.clip:
+        files = registry.resolve_clip_alias(spec)  # a bundled alias names both files
+        full = f"{files[0]}:{files[1]}" if files else spec
+        perceptors.append(load_clip(full, device=device, trust=settings.trust_checkpoint))
+    return Models(vqgan, perceptors, device)
+
+
+def fit_size(size: tuple[int, int], factor: int) -> tuple[int, int]:
+    """Round each side to the nearest multiple of the VQGAN's factor, with a notice."""
+    fitted = tuple(max(round(s / factor), 0) * factor for s in size)
+    if min(fitted) < factor:
+        raise ClipganError(f"size {size[0]}x{size[1]} is too small for this VQGAN: at least {factor} px per side")
+    if fitted != tuple(size):
+        warnings.warn(f"size {size[0]}x{size[1]} rounded to {fitted[0]}x{fitted[1]} (a multiple of {factor})", ClipganNotice)
+    return fitted
+
+
+def initial_z(settings: Settings, models: Models) -> Tensor:
+    vqgan, device = models.vqgan, models.device
+    w, h = settings.size
+    f = vqgan.factor
+    with torch.no_grad():
+        if settings.init_image:
+            return vqgan.encode(to_tensor(load_rgb(settings.init_image), (w, h), device))
+        if settings.init_noise == "codes":
+            idx = torch.randint(vqgan.codebook.shape[0], (h // f, w // f), device=device)
+            return vqgan.codebook[idx].movedim(-1, 0).unsqueeze(0)
+        if settings.init_noise == "pixels":
+            return vqgan.encode(torch.rand(1, 3, h, w, device=device))
+        return vqgan.encode(_gradient_image(w, h, device))
+
+
+def _gradient_image(w: int, h: int, device) -> Tensor:
+    """A linear blend between two random colours along a random direction."""
+    a, b = torch.rand(2, 3, 1, 1, device=device)
+    angle = torch.rand(()) * 2 * torch.pi
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=device), torch.linspace(-1, 1, w, device=device), indexing="ij")
+    t = (xs * torch.cos(angle) + ys * torch.sin(angle)).add(1.5).div(3).clamp(0, 1)
+    return (a * (1 - t) + b * t).unsqueeze(0)
+
+
+def build_guides(settings: Settings, models: Models) -> list[Guide]:
+    texts = parse_prompts(settings.prompts)
+    images = parse_prompts(settings.image_prompts)
+    if not texts and not images:
+        raise ClipganError("give at least one text prompt or --image-prompt")
+    loaded = [(p, load_rgb(p.text)) for p in images]
+    guides = []
+    for perceptor in models.perceptors:
+        cfg = CutoutConfig(cutn=settings.cutn, cut_pow=settings.cut_pow, augments=settings.augments)
+        cutouts = Cutouts(perceptor.input_size, cfg)
+        targets = []
+        if texts:
+            embeds = perceptor.encode_text([p.text for p in texts])
+            targets += [Target(p.text, e[None], p.weight, p.stop) for p, e in zip(texts, embeds)]
+        for p, image in loaded:
+            with torch.no_grad():
+                crops = cutouts(to_tensor(image, settings.size, models.device))
+                targets.append(Target(p.text, perceptor.encode_image(crops), p.weight, p.stop))
+        guides.append(Guide(perceptor, cutouts, targets))
+    return guides
+
+
+def generate(
+    prompts=(),
+    *,
+    models: Models | None = None,
+    callback: Callable[[Step], None] | None = None,
+    **settings,
+) -> Result:
+    """Text (and image) prompts -> picture. Keyword arguments are `Settings` fields.
+
+    `callback(step)` sees every step (its decoded image included); pass `models` from
+    `load_models` to reuse loaded models across calls.
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    base = settings.pop("settings", None) or Settings()
+    if prompts:
+        settings["prompts"] = list(prompts)
+    s = base.replace(**settings)
+    models = models or load_models(s)
+    seed = s.seed if s.seed is not None else draw_seed()
+    s = s.replace(seed=seed, size=fit_size(s.size, models.vqgan.factor))
+    torch.manual_seed(seed)
+    guides = build_guides(s, models)
+    z = initial_z(s, models)
+    dtype = resolve_dtype(s.precision, models.device)
+    losses, last = [], None
+    steps = iterate(models.vqgan, guides, z, steps=s.iterations, lr=s.lr, optimizer=s.optimizer,
+                    init_weight=s.init_weight, tv_weight=s.tv_weight, dtype=dtype)
+    for last in steps:
+        losses.append(last.loss)
+        if callback is not None:
+            callback(last)
+    return Result(to_pil(last.image), seed, s, losses, last.z)

@@ -1,0 +1,292 @@
+"""A tiny open_clip CLIP for the shapes world: config, training, zero-shot evaluation.
+
+The architecture is an ordinary open_clip ViT CLIP described by a model-config JSON,
+with the standard BPE tokenizer (context 77) and 64-wide attention heads, so the
+saved state dict has the original CLIP layout and loads with
+
+    open_clip.add_model_config("checkpoints/toy-clip.json")
+    open_clip.create_model("toy-clip", pretrained="checkpoints/toy-clip.safetensors")
+
+Images are fed at 64 px, normalized with the OpenAI CLIP mean/std (open_clip's default).
+
+Training is contrastive, with two twists that make shapes learnable in minutes on a CPU:
+every step scores each image against all 280 canonical captions (so the negatives that
+differ only by shape or one colour are always present), and targets are multi-positive
+(any caption consistent with the image counts, which also teaches partial captions such
+as "a red circle").  Images get the augmentations a guided run throws at CLIP: crops and
+zooms (drawn by the renderer), small rotations and stretches, flips, colour jitter, blur
+and noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from clipgan.toyworld import render as rw
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class ClipArch:
+    """open_clip model config; head width is 64 everywhere (heads = width / 64)."""
+
+    embed_dim: int = 64
+    image_size: int = 64
+    patch_size: int = 8
+    vision_width: int = 128
+    vision_layers: int = 4
+    text_width: int = 64  # the 49408-token embedding costs 6.3 MB in fp16 at width 64
+    text_layers: int = 2
+
+    def to_open_clip(self) -> dict:
+        return {
+            "embed_dim": self.embed_dim,
+            "vision_cfg": {"image_size": self.image_size, "layers": self.vision_layers,
+                           "width": self.vision_width, "patch_size": self.patch_size},
+            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": self.text_width,
+                         "heads": self.text_width // 64, "layers": self.text_layers},
+        }
+
+
+@dataclass
+class ClipTrainConfig:
+    arch: ClipArch = field(default_factory=ClipArch)
+    steps: int = 1500
+    batch: int = 128
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.05
+    seed: int = 0
+    eval_seed: int = 1_000_003  # fresh renders for the zero-shot figures
+    eval_n: int = 1000
+    noise: float = 0.04  # max std of added gaussian noise
+    jitter: float = 0.1  # brightness / contrast / saturation jitter amplitude
+    bf16: bool = True  # CPU autocast: a real speed-up on AVX-512 BF16 machines
+    eval_every: int = 0  # >0: log a small zero-shot check every this many steps
+
+
+def build(arch: ClipArch) -> torch.nn.Module:
+    from open_clip.model import CLIP
+    cfg = arch.to_open_clip()
+    return CLIP(cfg["embed_dim"], cfg["vision_cfg"], cfg["text_cfg"])
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(OPENAI_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def augment(x: torch.Tensor, cfg: ClipTrainConfig, g: torch.Generator) -> torch.Tensor:
+    """Flips, colour jitter, blur and noise on a batch in [0, 1]."""
+    n = x.shape[0]
+    r = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    flip = r(n) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    j = cfg.jitter
+    x = x * (1 + j * (2 * r(n, 1, 1, 1) - 1))  # brightness
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = mean + (x - mean) * (1 + j * (2 * r(n, 1, 1, 1) - 1))  # contrast
+    grey = x.mean(1, keepdim=True)
+    x = grey + (x - grey) * (1 + j * (2 * r(n, 1, 1, 1) - 1))  # saturation
+    blur = r(n) < 0.3  # resampling blur, as from resized cutouts
+    if blur.any():
+        small = F.interpolate(x[blur], scale_factor=0.5, mode="bilinear", antialias=True)
+        x[blur] = F.interpolate(small, size=x.shape[-2:], mode="bilinear")
+    x = x + torch.randn(x.shape, generator=g) * cfg.noise * r(n, 1, 1, 1)
+    return x.clamp(0, 1)
+
+
+class CaptionBank:
+    """Every caption the world can produce, tokenized once, with its (fg, bg, shape) labels.
+
+    Labels are indices into COLOR_NAMES / SHAPES, with -1 where a template leaves the
+    attribute out.
+    """
+
+    def __init__(self):
+        import open_clip
+        tok = open_clip.get_tokenizer("ViT-B-32")  # the standard CLIP BPE, context 77
+        texts, labels = [], []
+        for ti, t in enumerate(rw.TEMPLATES):
+            fields = rw.template_fields(t)
+            for s, f, b in self._combos(fields):
+                spec = rw.Spec(rw.SHAPES[s if s >= 0 else 0], rw.COLOR_NAMES[f if f >= 0 else 0],
+                               rw.COLOR_NAMES[b if b >= 0 else 0])
+                texts.append(rw.caption(spec, t))
+                labels.append((f, b, s, ti))
+        self.texts = texts
+        self.labels = torch.tensor(labels)
+        self.tokens = tok(texts)
+        self.length = int((self.tokens != 0).sum(1).max())  # tokens past EOT never matter
+        self.canonical = (self.labels[:, 3] == 0).nonzero().squeeze(1)
+
+    @staticmethod
+    def _combos(fields):
+        nc, ns = len(rw.COLOR_NAMES), len(rw.SHAPES)
+        for s in range(ns) if "shape" in fields else [-1]:
+            for f in range(nc) if "fg" in fields else [-1]:
+                for b in range(nc) if "bg" in fields else [-1]:
+                    if f < 0 or b < 0 or f != b:
+                        yield s, f, b
+
+    def consistent(self, idx: torch.Tensor, specs_lab: torch.Tensor) -> torch.Tensor:
+        """(N, T) bool: caption idx[t] describes image n truthfully."""
+        lab = self.labels[idx, :3]  # (T, 3)
+        ok = (lab.unsqueeze(0) == specs_lab.unsqueeze(1)) | (lab.unsqueeze(0) < 0)
+        return ok.all(-1)
+
+
+def spec_labels(specs: list[rw.Spec]) -> torch.Tensor:
+    return torch.tensor([(rw.COLOR_NAMES.index(s.fg), rw.COLOR_NAMES.index(s.bg),
+                          rw.SHAPES.index(s.shape)) for s in specs])
+
+
+def encode_text_short(model, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip's encode_text on tokens cut after the longest EOT.
+
+    With the causal mask nothing after EOT reaches the pooled EOT position, so this
+    equals model.encode_text on the full 77 tokens, at a fraction of the cost.
+    """
+    n = tokens.shape[1]
+    x = model.token_embedding(tokens) + model.positional_embedding[:n]
+    x = model.transformer(x, attn_mask=model.attn_mask[:n, :n])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0]), tokens.argmax(-1)]
+    return x @ model.text_projection
+
+
+def _param_groups(model, wd):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "embedding" in name or "logit_scale" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, cfg: ClipTrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def train(cfg: ClipTrainConfig, progress: bool = True) -> tuple[torch.nn.Module, dict]:
+    """Train a CLIP on fresh renders; returns the model (fp32, eval mode) and a log."""
+    from tqdm import tqdm
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    model = build(cfg.arch)
+    bank = CaptionBank()
+    tokens = bank.tokens[:, : bank.length]
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98))
+    n_var = len(bank.texts)
+    t0 = time.time()
+    log = []
+    bar = tqdm(range(cfg.steps), desc="toy-clip", disable=not progress, mininterval=2)
+    for step in bar:
+        specs = rw.sample_specs(cfg.batch, g, rw.TRAIN_RANGES)
+        images = normalize(augment(rw.render_batch(specs, cfg.arch.image_size), cfg, g))
+        lab = spec_labels(specs)
+        # texts: all canonical captions + one random other phrasing per image
+        extra = torch.randint(n_var, (cfg.batch,), generator=g)
+        idx = torch.cat([bank.canonical, extra]).unique()
+        pos = bank.consistent(idx, lab).float()  # (B, T)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            img = F.normalize(model.encode_image(images).float(), dim=-1)
+            txt = F.normalize(encode_text_short(model, tokens[idx]).float(), dim=-1)
+        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+        i2t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+        has = pos.sum(0) > 0  # texts with at least one matching image in the batch
+        pt = pos[:, has]
+        t2i = -(pt / pt.sum(0, keepdim=True) * logits[:, has].log_softmax(0)).sum(0).mean()
+        loss = 0.5 * (i2t + t2i)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        if step % 50 == 0 or step == cfg.steps - 1:
+            entry = {"step": step, "loss": round(loss.item(), 4)}
+            if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps - 1):
+                model.eval()
+                entry.update(zero_shot(model, n=200, seed=cfg.eval_seed + 1))
+                model.train()
+            log.append(entry)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if cfg.eval_every:
+                bar.write(str(entry))
+    model.eval()
+    return model, {"train_seconds": round(time.time() - t0, 1), "log": log}
+
+
+@torch.no_grad()
+def zero_shot(model, n: int = 1000, seed: int = 1_000_003, size: int = 64,
+              batch: int = 250) -> dict[str, float]:
+    """Zero-shot accuracy on fresh renders, one attribute at a time.
+
+    For each image the candidates are the canonical captions that differ from the true
+    one only in that attribute (7 foreground colours, 7 background colours, 5 shapes).
+    Uses the model's own encode_text on full 77-token inputs.
+    """
+    import open_clip
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    nc, ns = len(rw.COLOR_NAMES), len(rw.SHAPES)
+    # text features for every (fg, bg, shape); fg == bg rows are never a candidate
+    table = torch.zeros(nc, nc, ns, model.text_projection.shape[1])
+    combos = [(f, b, s) for f in range(nc) for b in range(nc) for s in range(ns) if f != b]
+    texts = [rw.caption(rw.Spec(rw.SHAPES[s], rw.COLOR_NAMES[f], rw.COLOR_NAMES[b]))
+             for f, b, s in combos]
+    feats = F.normalize(model.encode_text(tok(texts)).float(), dim=-1)
+    for (f, b, s), v in zip(combos, feats):
+        table[f, b, s] = v
+    specs = rw.sample_specs(n, seed)
+    lab = spec_labels(specs)
+    img = torch.cat([F.normalize(model.encode_image(normalize(rw.render_batch(specs[i:i + batch], size))).float(), dim=-1)
+                     for i in range(0, n, batch)])
+    hits = {"fg": 0, "bg": 0, "shape": 0}
+    for k in range(n):
+        f, b, s = lab[k].tolist()
+        x = img[k]
+        fg = (table[:, b, s] @ x).masked_fill(torch.arange(nc) == b, -9)
+        bg = (table[f, :, s] @ x).masked_fill(torch.arange(nc) == f, -9)
+        sh = table[f, b, :] @ x
+        hits["fg"] += int(fg.argmax() == f)
+        hits["bg"] += int(bg.argmax() == b)
+        hits["shape"] += int(sh.argmax() == s)
+    return {k: v / n for k, v in hits.items()}
+
+
+def save(model, arch: ClipArch, out_dir: Path, name: str = "toy-clip") -> tuple[Path, Path]:
+    """Write NAME.json (open_clip model config) and NAME.safetensors (fp16 state dict)."""
+    from safetensors.torch import save_file
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = out_dir / f"{name}.json"
+    cfg_path.write_text(json.dumps(arch.to_open_clip(), indent=4) + "\n")
+    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    w_path = out_dir / f"{name}.safetensors"
+    save_file(sd, str(w_path), metadata={"format": "pt"})
+    return cfg_path, w_path
+
+
+def load(cfg_path: Path, weights: Path):
+    """Load through open_clip's own registry, exactly as the package does."""
+    import open_clip
+    open_clip.add_model_config(str(cfg_path))
+    return open_clip.create_model(Path(cfg_path).stem, pretrained=str(weights)).eval()
+
+
+def config_dict(cfg: ClipTrainConfig) -> dict:
+    return asdict(cfg)
