@@ -54,6 +54,7 @@ class Settings:
     prompts: list[str] = field(default_factory=list)  # "text:weight:stop"
     image_prompts: list[str] = field(default_factory=list)  # "path:weight:stop"
     iterations: int = 100
+    change_prompt_every: int = 0  # "a ^ b" stories: steps per part (0: spread over the run)
     size: tuple[int, int] = (128, 128)  # width, height; rounded to the VQGAN's factor
     init_image: str | None = None
     init_weight: float = 0.0  # pulls z towards its starting point
@@ -117,6 +118,9 @@ class Settings:
     def validate(self) -> None:
         _check_type(self.iterations, int, "iterations")
         _check_type(self.cutn, int, "cutn")
+        _check_type(self.change_prompt_every, int, "change-prompt-every")
+        if self.change_prompt_every < 0:
+            raise ClipganError(f"change-prompt-every must be 0 or more, got {self.change_prompt_every}")
         if self.iterations < 1:
             raise ClipganError(f"iterations must be at least 1, got {self.iterations}")
         if self.cutn < 1:

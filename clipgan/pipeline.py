@@ -15,8 +15,8 @@ from clipgan.config import Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError, ClipganNotice
 from clipgan.io import load_rgb, to_pil, to_tensor
-from clipgan.optimize import Guide, Step, Target, iterate
-from clipgan.prompts import parse_prompts
+from clipgan.optimize import Guide, GuideSchedule, Step, Target, iterate
+from clipgan.prompts import parse_prompts, parse_story, split_prompts
 
 
 @dataclass
@@ -125,26 +125,48 @@ def _gradient_image(w: int, h: int, device) -> Tensor:
     return (a * (1 - t) + b * t).unsqueeze(0)
 
 
-def build_guides(settings: Settings, models: Models) -> list[Guide]:
-    texts = parse_prompts(settings.prompts)
+def build_guides(settings: Settings, models: Models) -> GuideSchedule:
+    """Guides for every perceptor; a callable schedule when a prompt tells a story ("a ^ b")."""
+    stories = [parse_story(p, settings.iterations, settings.change_prompt_every)
+               for p in split_prompts(settings.prompts)]
     images = parse_prompts(settings.image_prompts)
-    if not texts and not images:
+    if not stories and not images:
         raise ClipganError("give at least one text prompt or --image-prompt")
     loaded = [(p, load_rgb(p.text)) for p in images]
-    guides = []
+    texts = sorted({p.text for story in stories for _, p in story})
+    guides, text_targets = [], []
     for perceptor in models.perceptors:
         cfg = CutoutConfig(cutn=settings.cutn, cut_pow=settings.cut_pow, augments=settings.augments)
         cutouts = Cutouts(perceptor.input_size, cfg)
-        targets = []
-        if texts:
-            embeds = perceptor.encode_text([p.text for p in texts])
-            targets += [Target(p.text, e[None], p.weight, p.stop) for p, e in zip(texts, embeds)]
+        embeds = dict(zip(texts, perceptor.encode_text(texts))) if texts else {}
+        text_targets.append([[(start, Target(p.text, embeds[p.text][None], p.weight, p.stop)) for start, p in story]
+                             for story in stories])
+        image_targets = []
         for p, image in loaded:
             with torch.no_grad():
                 crops = cutouts(to_tensor(image, settings.size, models.device))
-                targets.append(Target(p.text, perceptor.encode_image(crops), p.weight, p.stop))
-        guides.append(Guide(perceptor, cutouts, targets))
-    return guides
+                image_targets.append(Target(p.text, perceptor.encode_image(crops), p.weight, p.stop))
+        guides.append(Guide(perceptor, cutouts, image_targets))
+
+    def at(step: int) -> list[Guide]:
+        out = []
+        for g, stories_g in zip(guides, text_targets):
+            active = [t for t in (_active(story, step) for story in stories_g) if t is not None]
+            out.append(Guide(g.perceptor, g.cutouts, active + g.targets))
+        return out
+
+    if all(len(story) == 1 and story[0][0] == 0 for story in stories):
+        return at(0)
+    return at
+
+
+def _active(story: list[tuple[int, Target]], step: int) -> Target | None:
+    """The part of a story whose start is the latest one not after `step`."""
+    current = None
+    for start, target in story:
+        if start <= step:
+            current = target
+    return current
 
 
 def generate(
