@@ -7,3 +7,7 @@ class ClipganError(Exception):
 
 class ClipganNotice(UserWarning):
     """Something the user should know that is not an error (a size rounded, a word the model lacks)."""
+
+
+class NumericError(ClipganError):
+    """NaN or inf in the optimization: the run stops, the last good image is kept."""

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from clipgan.config import Settings
 from clipgan.cutouts import Cutouts
+from clipgan.errors import NumericError
 from clipgan.losses import clamp_with_grad, init_loss, prompt_loss, tv_loss, vector_quantize
 
 OPTIMIZERS = {
@@ -104,6 +105,8 @@ def iterate(
         if tv_weight:
             losses["tv"] = tv_loss(image, tv_weight)
         total = sum(losses.values(), torch.zeros((), device=z.device))
+        if not torch.isfinite(total):
+            raise NumericError(f"the loss became {total.item()} at step {i}; lower --lr or use --precision fp32")
         z_used = z.detach().clone()
         if i < steps - 1 and total.requires_grad:  # the last step only scores: its update would never be seen
             scaler.scale(total).backward()
@@ -111,6 +114,8 @@ def iterate(
             scaler.update()
             with torch.no_grad():
                 z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
+                if not torch.isfinite(z).all():
+                    raise NumericError(f"the latent became NaN at step {i}; lower --lr or use --precision fp32")
         yield Step(i, total.item(), {k: v.item() for k, v in losses.items()}, z_used, image.detach())
 
 

@@ -138,3 +138,28 @@ def test_models_can_be_reused(tiny_settings):
     a = clipgan.generate("a red circle", models=models, **tiny_settings)
     b = clipgan.generate("a red circle", **tiny_settings)
     assert a.image.tobytes() == b.image.tobytes()
+
+
+class _Broken(torch.nn.Module):
+    """A perceptor whose embeddings go bad from a given call on (as an fp16 overflow would)."""
+
+    def __init__(self, inner, bad_from):
+        super().__init__()
+        self.inner, self.bad_from, self.calls, self.input_size = inner, bad_from, 0, inner.input_size
+
+    def encode_image(self, x):
+        self.calls += 1
+        out = self.inner.encode_image(x)
+        return out * float("nan") if self.calls > self.bad_from else out
+
+
+def test_nan_stops_the_run_after_the_last_good_step(parts):
+    from clipgan.errors import NumericError
+
+    vqgan, guide, z = parts
+    broken = Guide(_Broken(guide.perceptor, bad_from=2), guide.cutouts, guide.targets)
+    good = []
+    with pytest.raises(NumericError, match="step 2"):
+        for step in iterate(vqgan, [broken], z, steps=5):
+            good.append(step)
+    assert len(good) == 2 and torch.isfinite(good[-1].image).all()
