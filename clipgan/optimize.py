@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -51,6 +52,12 @@ class Step:
     losses: dict[str, float]  # by target label, averaged over perceptors
     z: Tensor  # the latent this step decoded (before the update)
     image: Tensor  # (1, 3, H, W) in [0, 1], decoded from z: save it without decoding again
+    snapshot: Callable[[], dict] | None = None  # what resuming after this step needs
+
+
+def _snapshot(z: Tensor, opt: torch.optim.Optimizer, next_step: int) -> Callable[[], dict]:
+    """Deferred: copying the optimizer state every step would cost for nothing."""
+    return lambda: {"z": z.detach().cpu().clone(), "optimizer": copy.deepcopy(opt.state_dict()), "next_step": next_step}
 
 
 GuideSchedule = Sequence[Guide] | Callable[[int], Sequence[Guide]]
@@ -77,23 +84,30 @@ def iterate(
     init_weight: float = Settings.init_weight,
     tv_weight: float = Settings.tv_weight,
     dtype: torch.dtype | None = None,
+    start: int = 0,
+    optimizer_state: dict | None = None,
+    z_init: Tensor | None = None,
 ) -> Iterator[Step]:
     """Optimize latent `z` (B, C, h, w) so that CLIP finds the decoded image close to the targets.
 
     `guides` may be a callable step -> guides, for prompts that change during the run.
     `dtype` (bf16/fp16) runs the decoder and CLIP under autocast; z and the optimizer stay fp32.
-    Breaking out of the loop early is fine: every yielded step is complete.
+    Breaking out of the loop early is fine: every yielded step is complete. To resume, pass
+    the z and optimizer state of a step's `snapshot()` with `start` at its `next_step`, and
+    the run's first z as `z_init` (what `init_weight` pulls towards).
     """
-    z_init = z.detach().clone()
+    z_init = (z if z_init is None else z_init).detach().clone()
     z = z.detach().clone().requires_grad_(True)
     codebook = vqgan.codebook
     z_min = codebook.min(0).values.view(1, -1, 1, 1)
     z_max = codebook.max(0).values.view(1, -1, 1, 1)
     opt = make_optimizer(optimizer, [z], lr)
+    if optimizer_state is not None:
+        opt.load_state_dict(optimizer_state)
     device_type = z.device.type
     scaler = torch.amp.GradScaler(device_type, enabled=dtype == torch.float16)
 
-    for i in range(steps):
+    for i in range(start, steps):
         active = guides(i) if callable(guides) else guides
         opt.zero_grad(set_to_none=True)
         autocast = torch.autocast(device_type, dtype=dtype) if dtype else contextlib.nullcontext()
@@ -116,7 +130,7 @@ def iterate(
                 z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
                 if not torch.isfinite(z).all():
                     raise NumericError(f"the latent became NaN at step {i}; lower --lr or use --precision fp32")
-        yield Step(i, total.item(), {k: v.item() for k, v in losses.items()}, z_used, image.detach())
+        yield Step(i, total.item(), {k: v.item() for k, v in losses.items()}, z_used, image.detach(), _snapshot(z, opt, i + 1))
 
 
 def _guide_losses(guides: Sequence[Guide], image: Tensor) -> dict[str, Tensor]:

@@ -174,12 +174,14 @@ def generate(
     *,
     models: Models | None = None,
     callback: Callable[[Step], None] | None = None,
+    resume: dict | None = None,
     **settings,
 ) -> Result:
     """Text (and image) prompts -> picture. Keyword arguments are `Settings` fields.
 
     `callback(step)` sees every step (its decoded image included); pass `models` from
-    `load_models` to reuse loaded models across calls.
+    `load_models` to reuse loaded models across calls; `resume` takes a `resume_state(...)`
+    dict and finishes that run exactly as if it had never stopped.
     """
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -192,13 +194,36 @@ def generate(
     s = s.replace(seed=seed, size=fit_size(s.size, models.vqgan.factor))
     torch.manual_seed(seed)
     guides = build_guides(s, models)
-    z = initial_z(s, models)
+    z0 = z = initial_z(s, models)
+    losses, start, opt_state, last = [], 0, None, None
+    if resume is not None:  # same RNG draws as the first run up to here, then its saved state
+        z, opt_state, start = resume["z"].to(models.device), resume["optimizer"], resume["next_step"]
+        losses = list(resume.get("losses", []))
+        torch.set_rng_state(resume["rng"])
+        if resume.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resume["cuda_rng"])
     dtype = resolve_dtype(s.precision, models.device)
-    losses, last = [], None
     steps = iterate(models.vqgan, guides, z, steps=s.iterations, lr=s.lr, optimizer=s.optimizer,
-                    init_weight=s.init_weight, tv_weight=s.tv_weight, dtype=dtype)
+                    init_weight=s.init_weight, tv_weight=s.tv_weight, dtype=dtype,
+                    start=start, optimizer_state=opt_state, z_init=z0)
     for last in steps:
         losses.append(last.loss)
         if callback is not None:
             callback(last)
+    if last is None:
+        raise ClipganError("nothing left to do: that run had already finished")
     return Result(to_pil(last.image), seed, s, losses, last.z)
+
+
+def rng_state() -> dict:
+    """The RNG states a resumed run must restore: take it right after a step is yielded."""
+    state = {"rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def resume_state(step: Step, settings: Settings, losses: list[float], rng: dict) -> dict:
+    """Everything `generate(resume=...)` needs to go on after `step` (rng: `rng_state()` then)."""
+    return {**step.snapshot(), **rng, "kind": "generate", "version": 1,
+            "settings": settings.to_dict(), "losses": list(losses)}

@@ -7,6 +7,7 @@ The format is the VQGAN+CLIP one, "text:weight:stop", read from the right so tha
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -21,8 +22,20 @@ class Prompt:
 
 
 def _looks_numeric(tail: str) -> bool:
-    """A tail meant as a number: one bare token, not part of a path or URL."""
-    return bool(tail) and not any(c.isspace() or c in "/\\" for c in tail)
+    """A tail meant as a number: one bare token (not part of a path or URL), or a number
+    with spaces around it ("a cat: 2"); "a note: sunset" stays text."""
+    token = tail.strip()
+    if not token or any(c in "/\\" for c in token):
+        return False
+    if not any(c.isspace() for c in tail):
+        return True
+    if any(c.isspace() for c in token):
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _number(token: str, what: str, prompt: str) -> float:
@@ -45,7 +58,7 @@ def parse_prompt(spec: str) -> Prompt:
         head, tail = text.rsplit(":", 1)
         if not _looks_numeric(tail) or not head.strip():
             break
-        numbers.insert(0, tail)
+        numbers.insert(0, tail.strip())
         text = head
     text = text.strip()
     if not text:
@@ -63,3 +76,26 @@ def split_prompts(args: Iterable[str]) -> list[str]:
 
 def parse_prompts(args: Iterable[str]) -> list[Prompt]:
     return [parse_prompt(p) for p in split_prompts(args)]
+
+
+_AT_STEP = re.compile(r"^\s*@(\d+)\s+(.*)$", re.S)
+
+
+def parse_story(spec: str, iterations: int, every: int = 0) -> list[tuple[int, Prompt]]:
+    """'a forest ^ a city ^ @250 the sea' -> [(start step, Prompt)], sorted by start.
+
+    A segment's '@k ' prefix fixes its start; the others start every `every` steps, or are
+    spread evenly over the run when `every` is 0.
+    """
+    segments = [s for s in (part.strip() for part in spec.split("^")) if s]
+    if not segments:
+        raise ClipganError(f"empty prompt {spec!r}")
+    out = []
+    for j, segment in enumerate(segments):
+        m = _AT_STEP.match(segment)
+        if m:
+            start, segment = int(m.group(1)), m.group(2)
+        else:
+            start = j * every if every else round(j * iterations / len(segments))
+        out.append((start, parse_prompt(segment)))
+    return sorted(out, key=lambda item: item[0])

@@ -163,3 +163,30 @@ def test_nan_stops_the_run_after_the_last_good_step(parts):
         for step in iterate(vqgan, [broken], z, steps=5):
             good.append(step)
     assert len(good) == 2 and torch.isfinite(good[-1].image).all()
+
+
+def test_resume_gives_the_uninterrupted_result(tiny_settings):
+    from clipgan.config import Settings
+    from clipgan.pipeline import resume_state, rng_state
+
+    settings = {**tiny_settings, "iterations": 5, "init_weight": 0.5}
+    whole = clipgan.generate("a red circle", **settings)
+    saved = {}
+
+    class Stop(Exception):
+        pass
+
+    def interrupt_after_two(step):
+        saved["losses"] = saved.get("losses", []) + [step.loss]
+        if step.index == 1:
+            saved["state"] = resume_state(step, Settings().replace(prompts=["a red circle"], **settings),
+                                          saved["losses"], rng_state())
+            raise Stop
+
+    with pytest.raises(Stop):
+        clipgan.generate("a red circle", callback=interrupt_after_two, **settings)
+    state = saved["state"]
+    assert state["next_step"] == 2
+    resumed = clipgan.generate(resume=state, settings=Settings.from_dict(state["settings"]))
+    assert resumed.image.tobytes() == whole.image.tobytes()
+    assert resumed.losses == pytest.approx(whole.losses)
