@@ -68,6 +68,7 @@ class Settings:
     seed: int | None = None  # None: drawn at random and recorded
     device: str = "auto"  # auto|cpu|cuda|cuda:N|mps
     precision: str = Precision.auto.value
+    low_memory: bool = False  # recompute decoder activations in the backward pass (less memory, ~30% slower)
     vqgan: str = DEFAULT_VQGAN  # registry name (`clipgan models`)
     vqgan_config: str | None = None  # taming yaml; overrides `vqgan` with vqgan_checkpoint
     vqgan_checkpoint: str | None = None
