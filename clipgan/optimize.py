@@ -87,6 +87,7 @@ def iterate(
     start: int = 0,
     optimizer_state: dict | None = None,
     z_init: Tensor | None = None,
+    z_mask: Tensor | None = None,
 ) -> Iterator[Step]:
     """Optimize latent `z` (B, C, h, w) so that CLIP finds the decoded image close to the targets.
 
@@ -94,10 +95,12 @@ def iterate(
     `dtype` (bf16/fp16) runs the decoder and CLIP under autocast; z and the optimizer stay fp32.
     Breaking out of the loop early is fine: every yielded step is complete. To resume, pass
     the z and optimizer state of a step's `snapshot()` with `start` at its `next_step`, and
-    the run's first z as `z_init` (what `init_weight` pulls towards).
+    the run's first z as `z_init` (what `init_weight` pulls towards). `z_mask` (bool, broadcast
+    to z) limits the change to some latent cells: the others keep their value in z.
     """
     z_init = (z if z_init is None else z_init).detach().clone()
     z = z.detach().clone().requires_grad_(True)
+    z_keep = z.detach().clone() if z_mask is not None else None
     codebook = vqgan.codebook
     z_min = codebook.min(0).values.view(1, -1, 1, 1)
     z_max = codebook.max(0).values.view(1, -1, 1, 1)
@@ -128,6 +131,8 @@ def iterate(
             scaler.update()
             with torch.no_grad():
                 z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
+                if z_mask is not None:
+                    z.copy_(torch.where(z_mask, z, z_keep))
                 if not torch.isfinite(z).all():
                     raise NumericError(f"the latent became NaN at step {i}; lower --lr or use --precision fp32")
         yield Step(i, total.item(), {k: v.item() for k, v in losses.items()}, z_used, image.detach(), _snapshot(z, opt, i + 1))

@@ -190,3 +190,12 @@ def test_resume_gives_the_uninterrupted_result(tiny_settings):
     resumed = clipgan.generate(resume=state, settings=Settings.from_dict(state["settings"]))
     assert resumed.image.tobytes() == whole.image.tobytes()
     assert resumed.losses == pytest.approx(whole.losses)
+
+
+def test_z_mask_changes_only_masked_cells(parts):
+    vqgan, guide, z = parts
+    mask = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    mask[..., :4, :] = True
+    *_, last = iterate(vqgan, [guide], z, steps=4, lr=0.5, z_mask=mask)
+    assert torch.equal(last.z[..., 4:, :], z[..., 4:, :])
+    assert not torch.equal(last.z[..., :4, :], z[..., :4, :])
