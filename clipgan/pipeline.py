@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -134,6 +135,7 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
         raise ClipganError("give at least one text prompt or --image-prompt")
     loaded = [(p, load_rgb(p.text)) for p in images]
     texts = sorted({p.text for story in stories for _, p in story})
+    _vocabulary_notice(settings, texts)
     guides, text_targets = [], []
     for perceptor in models.perceptors:
         cfg = CutoutConfig(cutn=settings.cutn, cut_pow=settings.cut_pow, augments=settings.augments)
@@ -158,6 +160,20 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
     if all(len(story) == 1 and story[0][0] == 0 for story in stories):
         return at(0)
     return at
+
+
+def _vocabulary_notice(settings: Settings, texts: list[str]) -> None:
+    """The bundled toy CLIP knows only its shapes world: say so when a prompt leaves it."""
+    from clipgan.models.registry import CLIP_ALIASES
+
+    if not any(spec in CLIP_ALIASES for spec in settings.clip):
+        return
+    from clipgan.toyworld.render import known_words
+
+    unknown = sorted({w for t in texts for w in re.findall(r"[a-z]+", t.lower())} - known_words())
+    if unknown:
+        warnings.warn(f"the bundled default models only know shapes and colours (not: {', '.join(unknown)}); "
+                      "see README 'Models' for real ones", ClipganNotice)
 
 
 def _active(story: list[tuple[int, Target]], step: int) -> Target | None:

@@ -199,3 +199,18 @@ def test_z_mask_changes_only_masked_cells(parts):
     *_, last = iterate(vqgan, [guide], z, steps=4, lr=0.5, z_mask=mask)
     assert torch.equal(last.z[..., 4:, :], z[..., 4:, :])
     assert not torch.equal(last.z[..., :4, :], z[..., :4, :])
+
+
+def test_words_outside_the_toy_world_get_a_notice():
+    from clipgan.config import Settings
+    from clipgan.errors import ClipganNotice
+    from clipgan.pipeline import _vocabulary_notice
+
+    with pytest.warns(ClipganNotice, match="not: lighthouse"):
+        _vocabulary_notice(Settings(), ["a red lighthouse"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _vocabulary_notice(Settings(), ["a red circle on a blue background"])
+        _vocabulary_notice(Settings(clip=("ViT-B-32:openai",)), ["a red lighthouse"])
