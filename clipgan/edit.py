@@ -1,0 +1,344 @@
+"""Editing an existing picture: inpainting, outpainting and hi-res refinement.
+
+All three run the ordinary loop (`optimize.iterate`) from the encoded picture. Inpainting and
+outpainting free only the latent cells under a mask and paste the result back over the
+original through a feathered mask, so pixels away from the mask keep their exact values.
+
+Masks: white (>= 0.5) = regenerate, black = keep.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Mapping, Union
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from clipgan.config import Settings
+from clipgan.cutouts import CutoutConfig, Cutouts
+from clipgan.errors import ClipganError
+from clipgan.io import open_image, to_pil, to_tensor
+from clipgan.optimize import Guide, Step, iterate
+
+FEATHER_PX = 8  # default seam width: the soft band reaches 2 * FEATHER_PX px outside the mask
+FOCUS = 0.8  # share of cutouts centred on a masked pixel; the rest keep the whole picture in view
+UPSCALE_STEPS = 20  # refinement steps after upscaling
+SIDES = ("left", "right", "top", "bottom")
+
+ImageLike = Union[str, Path, Image.Image]
+MaskLike = Union[str, Path, Image.Image, Tensor]
+
+
+# ---------------------------------------------------------------- masks
+
+def load_mask(path: ImageLike, size: tuple[int, int]) -> Tensor:
+    """A mask image (any mode) -> (1, 1, H, W) float in [0, 1] at size=(W, H); white = regenerate."""
+    image = path if isinstance(path, Image.Image) else open_image(path)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")  # transparent pixels count as black: keep
+        flat = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(flat, image)
+    gray = image.convert("L")
+    if gray.size != tuple(size):
+        gray = gray.resize(tuple(size), Image.BILINEAR)  # soft edges, thresholded at 0.5 later
+    return to_tensor(gray.convert("RGB"))[:, :1]
+
+
+def hard(mask: Tensor) -> Tensor:
+    """Which pixels are masked (bool): the one threshold every function here uses."""
+    return mask >= 0.5
+
+
+def latent_mask(mask: Tensor, factor: int) -> Tensor:
+    """(1, 1, H, W) pixel mask -> bool (1, 1, ceil(H/f), ceil(W/f)): a cell is free if any of its pixels is masked."""
+    return F.max_pool2d(hard(mask).float(), factor, ceil_mode=True) > 0
+
+
+def feather(mask: Tensor, radius_px: int) -> Tensor:
+    """A soft copy of the mask for compositing: exactly 1 on masked pixels, exactly 0 farther
+    than 2 * radius_px from them, smooth in between (dilate by r, then blur within r)."""
+    m = hard(mask).float()
+    if radius_px <= 0:
+        return m
+    import kornia
+
+    r = int(radius_px)
+    grown = F.max_pool2d(m, 2 * r + 1, stride=1, padding=r)
+    # a finite (2r+1) kernel of positive weights: zero beyond its reach stays exactly zero
+    soft = kornia.filters.gaussian_blur2d(grown, (2 * r + 1, 2 * r + 1), (r / 2, r / 2), border_type="replicate")
+    return torch.maximum(soft.clamp(0, 1), m)
+
+
+def composite(generated: Tensor, original: Tensor, soft_mask: Tensor) -> Tensor:
+    """generated where soft_mask is 1, original where it is 0 (bit for bit), blended between."""
+    blend = generated * soft_mask + original * (1 - soft_mask)
+    return torch.where(soft_mask > 0, blend, original)
+
+
+class MaskedCutouts(Cutouts):
+    """Cutouts whose crops are mostly centred on masked pixels: CLIP looks where things change.
+
+    Crop sizes, augmentations and noise are the parent's; only where the boxes sit differs.
+    """
+
+    def __init__(self, size: int, config: CutoutConfig, mask: Tensor, focus: float = FOCUS):
+        super().__init__(size, config)
+        ys, xs = torch.nonzero(hard(mask)[0, 0], as_tuple=True)
+        if ys.numel() == 0:
+            raise ClipganError("the mask is all black: nothing to regenerate")
+        h, w = mask.shape[-2:]
+        # pixel centres as fractions, so the points fit any image size handed in; boxes are drawn on the CPU
+        self.points = torch.stack([(xs + 0.5) / w, (ys + 0.5) / h], 1).float().cpu()
+        self.focus = focus
+
+    @classmethod
+    def like(cls, cutouts: Cutouts, mask: Tensor, focus: float = FOCUS) -> "MaskedCutouts":
+        return cls(cutouts.size, cutouts.config, mask, focus)
+
+    def boxes(self, height: int, width: int, device=None) -> Tensor:
+        b = super().boxes(height, width).cpu()
+        n, sides = b.shape[0], b[:, 3] - b[:, 1]
+        pick = self.points[torch.randint(len(self.points), (n,))]
+        on_mask = torch.rand(n) < self.focus
+        x = (pick[:, 0] * width - sides / 2).round().clamp(min=0).minimum(width - sides)
+        y = (pick[:, 1] * height - sides / 2).round().clamp(min=0).minimum(height - sides)
+        b[:, 1] = torch.where(on_mask, x, b[:, 1])
+        b[:, 2] = torch.where(on_mask, y, b[:, 2])
+        b[:, 3], b[:, 4] = b[:, 1] + sides, b[:, 2] + sides
+        return b.to(device=device)
+
+
+# ---------------------------------------------------------------- shared run
+
+def _settings(prompts, settings: dict) -> Settings:
+    """Like generate(): `settings=` gives a base, other keywords override it."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    base = settings.pop("settings", None) or Settings()
+    if prompts:
+        settings["prompts"] = list(prompts)
+    return base.replace(**settings)
+
+
+def _as_image(image: ImageLike) -> Image.Image:
+    return (image if isinstance(image, Image.Image) else open_image(image)).convert("RGB")
+
+
+def _iterate_options(s: Settings, models) -> dict:
+    from clipgan.pipeline import resolve_dtype
+
+    opts = dict(steps=s.iterations, lr=s.lr, optimizer=s.optimizer, init_weight=s.init_weight,
+                tv_weight=s.tv_weight, dtype=resolve_dtype(s.precision, models.device))
+    if "low_memory" in inspect.signature(iterate).parameters:  # once the core has it
+        opts["low_memory"] = s.low_memory
+    return opts
+
+
+def _pad_to(t: Tensor, factor: int, mode: str) -> Tensor:
+    """Pad right/bottom up to a multiple of the VQGAN factor (cropped away afterwards)."""
+    h, w = t.shape[-2:]
+    ph, pw = -h % factor, -w % factor
+    if not (ph or pw):
+        return t
+    return F.pad(t, (0, pw, 0, ph), mode=mode)
+
+
+def _run(s: Settings, models, z: Tensor, z_mask: Tensor | None, pixel_mask: Tensor | None,
+         callback: Callable[[Step], None] | None) -> tuple[Step, list[float]]:
+    """The ordinary loop from z; with a mask, only its cells move and cutouts look at it."""
+    from clipgan.pipeline import build_guides
+
+    guides = build_guides(s, models)
+    if pixel_mask is not None:
+        focused: dict[int, MaskedCutouts] = {}
+
+        def refocus(gs):
+            out = []
+            for g in gs:  # one MaskedCutouts per perceptor's cutouts, reused across steps
+                key = id(g.cutouts)
+                if key not in focused:
+                    focused[key] = MaskedCutouts.like(g.cutouts, pixel_mask)
+                out.append(Guide(g.perceptor, focused[key], g.targets))
+            return out
+
+        guides = (lambda i, at=guides: refocus(at(i))) if callable(guides) else refocus(guides)
+    losses, last = [], None
+    for last in iterate(models.vqgan, guides, z, z_init=z, z_mask=z_mask, **_iterate_options(s, models)):
+        losses.append(last.loss)
+        if callback is not None:
+            callback(last)
+    return last, losses
+
+
+def _prepare(prompts, settings: dict, models):
+    from clipgan.pipeline import draw_seed, load_models
+
+    s = _settings(prompts, settings)
+    models = models or load_models(s)
+    seed = s.seed if s.seed is not None else draw_seed()
+    torch.manual_seed(seed)
+    return s.replace(seed=seed), models
+
+
+def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, soft: Tensor, callback):
+    """Run from `init` with only the masked cells free, then paste the result over `base`
+    through `soft`. All (1, C, H, W) at any size: the run pads to the VQGAN factor and crops.
+    Returns (composited image, last step, losses)."""
+    f = models.vqgan.factor
+    h, w = init.shape[-2:]
+    if not hard(mask).any():
+        raise ClipganError("the mask is all black: nothing to regenerate")
+    canvas, canvas_mask = _pad_to(init, f, "replicate"), _pad_to(mask, f, "constant")
+    run = s.replace(size=(canvas.shape[-1], canvas.shape[-2]))
+    with torch.no_grad():
+        z = models.vqgan.encode(canvas)
+    last, losses = _run(run, models, z, latent_mask(canvas_mask, f), canvas_mask, callback)
+    generated = last.image[..., :h, :w].float()
+    return composite(generated, base.to(generated.device), soft.to(generated.device)), last, losses
+
+
+# ---------------------------------------------------------------- inpainting
+
+def inpaint(prompts, init_image: ImageLike, mask: MaskLike, *, models=None,
+            callback: Callable[[Step], None] | None = None, feather_px: int = FEATHER_PX, **settings):
+    """Regenerate the masked part of `init_image` (white = regenerate) after the prompts.
+
+    The picture is used at its own size (`size` is ignored and recorded as the picture's);
+    sides that are not a multiple of the VQGAN factor are padded for the run and cropped after.
+    Pixels farther than 2 * feather_px from the mask equal the input exactly.
+    """
+    from clipgan.pipeline import Result
+
+    picture = _as_image(init_image)
+    s, models = _prepare(prompts, settings, models)
+    s = s.replace(size=picture.size, init_image=str(init_image) if isinstance(init_image, (str, Path)) else s.init_image)
+    m = mask if isinstance(mask, Tensor) else load_mask(mask, picture.size)
+    if m.shape[-2:] != (picture.height, picture.width):
+        raise ClipganError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the picture is {picture.width}x{picture.height}")
+    image = to_tensor(picture, device=models.device)
+    m = m.float().to(models.device)
+    out, last, losses = _masked_edit(s, models, image, image, m, feather(m, feather_px), callback)
+    return Result(to_pil(out), s.seed, s, losses, last.z)
+
+
+# ---------------------------------------------------------------- outpainting
+
+def parse_extend(text: str) -> dict[str, int]:
+    """'left=128,right=64' -> {'left': 128, 'right': 64, 'top': 0, 'bottom': 0}; strict."""
+    out = dict.fromkeys(SIDES, 0)
+    seen = set()
+    for part in text.split(","):
+        key, eq, value = part.strip().partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not eq or not key:
+            raise ClipganError(f"--extend wants side=pixels pairs like left=128,right=128, got {part.strip()!r}")
+        if key not in out:
+            raise ClipganError(f"--extend: unknown side {key!r}; use {', '.join(SIDES)}")
+        if key in seen:
+            raise ClipganError(f"--extend: {key} given twice")
+        if not value.isdigit():
+            raise ClipganError(f"--extend: {key} must be a whole number of pixels (0 or more), got {value!r}")
+        seen.add(key)
+        out[key] = int(value)
+    return check_extend(out)
+
+
+def check_extend(extend: Mapping[str, int]) -> dict[str, int]:
+    unknown = sorted(set(extend) - set(SIDES))
+    if unknown:
+        raise ClipganError(f"extend: unknown side(s) {', '.join(unknown)}; use {', '.join(SIDES)}")
+    out = {k: extend.get(k, 0) for k in SIDES}
+    for k, v in out.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ClipganError(f"extend: {k} must be a whole number of pixels (0 or more), got {v!r}")
+    if not any(out.values()):
+        raise ClipganError("extend: give at least one side a positive number of pixels")
+    return out
+
+
+def grow(image: Tensor, extend: Mapping[str, int], fill: str = "replicate") -> tuple[Tensor, Tensor, Tensor]:
+    """(1, 3, H, W) -> (starting canvas, replicated-border canvas, mask with 1 = new area).
+
+    The run starts from the replicated border ("replicate") or uniform noise ("noise") in the
+    new area; the replicated canvas is what the seam blends from, so it continues the border.
+    """
+    e = check_extend(extend)
+    pad = (e["left"], e["right"], e["top"], e["bottom"])
+    border = F.pad(image, pad, mode="replicate")
+    mask = F.pad(torch.zeros_like(image[:, :1]), pad, value=1.0)
+    if fill == "replicate":
+        start = border
+    elif fill == "noise":
+        start = torch.where(mask > 0, torch.rand_like(border), border)
+    else:
+        raise ClipganError(f"unknown outpaint fill {fill!r}; use replicate or noise")
+    return start, border, mask
+
+
+def outpaint(image: ImageLike, prompts, *, extend: Mapping[str, int], models=None,
+             callback: Callable[[Step], None] | None = None, feather_px: int = FEATHER_PX,
+             fill: str = "replicate", **settings):
+    """Grow the canvas by `extend` (pixels per side) and fill the new area after the prompts.
+
+    The result is exactly (left + W + right) x (top + H + bottom): no rounding is visible.
+    When that is not a multiple of the VQGAN factor, the run pads right/bottom up to the next
+    multiple and crops it off. The original pixels are kept exactly; the seam is feathered
+    inward, over the first 2 * feather_px px of the new area.
+    """
+    from clipgan.pipeline import Result
+
+    picture = _as_image(image)
+    s, models = _prepare(prompts, settings, models)
+    start, border, mask = grow(to_tensor(picture, device=models.device), extend, fill)
+    s = s.replace(size=(start.shape[-1], start.shape[-2]))
+    soft = 1 - feather(1 - mask, feather_px)  # exactly 0 on the original, 1 deep in the new area
+    out, last, losses = _masked_edit(s, models, start, border, mask, soft, callback)
+    return Result(to_pil(out), s.seed, s, losses, last.z)
+
+
+# ---------------------------------------------------------------- hi-res refinement
+
+def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPSCALE_STEPS, models=None,
+            callback: Callable[[Step], None] | None = None, **settings):
+    """Resize by `factor` (Lanczos), re-encode and refine `steps` steps at the larger size.
+
+    Without prompts the picture itself is the (image) prompt, so the refinement keeps to it.
+    The size is rounded to the VQGAN factor, with a notice.
+    """
+    from clipgan.pipeline import Result, fit_size
+
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1:
+        raise ClipganError(f"upscale factor must be more than 1, got {factor!r}")
+    picture = _as_image(image)
+    if not prompts and not settings.get("image_prompts") and isinstance(image, (str, Path)):
+        settings["image_prompts"] = [str(image)]
+    s, models = _prepare(prompts, dict(settings, iterations=steps), models)
+    size = fit_size((round(picture.width * factor), round(picture.height * factor)), models.vqgan.factor)
+    s = s.replace(size=size)
+    big = to_tensor(picture, size, models.device)  # Lanczos
+    with torch.no_grad():
+        z = models.vqgan.encode(big)
+    last, losses = _run(s, models, z, None, None, callback)
+    return Result(to_pil(last.image), s.seed, s, losses, last.z)
+
+
+def generate_upscaled(prompts=(), *, upscale_factor: float = 2, upscale_steps: int = UPSCALE_STEPS, models=None,
+                      callback: Callable[[Step], None] | None = None, **settings):
+    """`generate`, then `upscale` its picture with the same prompts and models (for --upscale).
+
+    The Result holds the upscaled picture and the settings of the generating run (so that
+    rerunning them with the same upscale gives the same picture).
+    """
+    from clipgan.pipeline import generate, load_models
+
+    base = _settings(prompts, dict(settings))
+    models = models or load_models(base)
+    first = generate(models=models, callback=callback, settings=base)
+    big = upscale(first.image, first.settings.prompts, factor=upscale_factor, steps=upscale_steps, models=models,
+                  callback=callback, settings=first.settings.replace(init_image=None))
+    return replace(first, image=big.image, losses=first.losses + big.losses, z=big.z)
