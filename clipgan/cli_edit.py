@@ -1,0 +1,209 @@
+"""`clipgan outpaint`, `clipgan upscale` and `clipgan score`: editing commands on the main app.
+
+Registered by importing this module (cli.py does so at its end). Torch loads only when a
+command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from clipgan.cli import app, notices, user_errors
+from clipgan.config import Precision, Settings
+from clipgan.errors import ClipganError
+
+D = Settings()
+RUN, MODELS = "Run", "Models"
+UPSCALE_STEPS = 20  # mirrors clipgan.edit.UPSCALE_STEPS, which imports torch; a test keeps them equal
+FEATHER_PX = 8  # mirrors clipgan.edit.FEATHER_PX
+
+# Options shared by the commands that run the optimization, as typer annotations.
+Iterations = Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)]
+Output = Annotated[Optional[Path], typer.Option("-o", "--output", help="png, jpg or webp; default: beside the input.")]
+Seed = Annotated[Optional[int], typer.Option(help="Random seed (default: drawn and printed).", rich_help_panel=RUN)]
+Cutn = Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=RUN)]
+Lr = Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=RUN)]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)]
+Prec = Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)]
+Vqgan = Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)]
+VqganConfig = Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)]
+VqganCkpt = Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)]
+Clip = Annotated[Optional[list[str]], typer.Option(help=f"ARCH:WEIGHTS or a bundled alias; repeat for an ensemble. Default: {','.join(D.clip)}.", rich_help_panel=MODELS)]
+Trust = Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
+
+
+def _output_for(image: Path, suffix: str) -> Path:
+    """IMAGE-suffix.png beside the input, never a file that exists."""
+    path, n = image.with_name(f"{image.stem}-{suffix}.png"), 1
+    while path.exists():
+        path, n = image.with_name(f"{image.stem}-{suffix}-{n}.png"), n + 1
+    return path
+
+
+def _progress(total: int, quiet: bool, seed_drawn: int | None):
+    """A step callback drawing a progress bar (created at the first step) and its closer."""
+    from tqdm import tqdm
+
+    state = {}
+
+    def on_step(step):
+        if "bar" not in state:
+            if seed_drawn is not None and not quiet:
+                tqdm.write(f"seed: {seed_drawn}", file=sys.stderr)
+            state["bar"] = tqdm(total=total, disable=quiet, unit="step", dynamic_ncols=True)
+        state["bar"].update(1)
+        state["bar"].set_postfix(loss=f"{step.loss:.4f}")
+
+    def close():
+        if "bar" in state:
+            state["bar"].close()
+
+    return on_step, close
+
+
+def _run_edit(fn, output: Path, total: int, quiet: bool, **kwargs):
+    """Run an edit function with a progress bar and save its picture with its settings."""
+    from clipgan.io import save_image
+    from clipgan.pipeline import draw_seed
+
+    drawn = None
+    if kwargs.get("seed") is None:  # drawn here so it can be printed before the run
+        kwargs["seed"] = drawn = draw_seed()
+    on_step, close = _progress(total, quiet, drawn)
+    with notices(quiet):
+        try:
+            result = fn(callback=on_step, **kwargs)
+        finally:
+            close()
+    save_image(result.image, output, result.settings.to_dict())
+    if not quiet:
+        typer.echo(f"saved {output} ({result.image.width}x{result.image.height}, seed {result.seed})")
+    return result
+
+
+def _check_image(path: Path) -> None:
+    from clipgan.io import open_image
+
+    open_image(path)
+
+
+@app.command()
+@user_errors
+def outpaint(
+    image: Annotated[Path, typer.Argument(help="The picture to extend.", show_default=False)],
+    prompts: Annotated[list[str], typer.Argument(help='What the new area shows: "text:weight:stop".', show_default=False)],
+    extend: Annotated[str, typer.Option(help="Pixels to add per side: left=128,right=128,top=0,bottom=0 (sides left out: 0).")],
+    output: Output = None,
+    feather: Annotated[int, typer.Option(help="Seam width in px: the new area blends in over 2x this.")] = FEATHER_PX,
+    fill: Annotated[str, typer.Option(help="How the new area starts: replicate (the border) or noise.")] = "replicate",
+    iterations: Iterations = D.iterations,
+    seed: Seed = D.seed,
+    cutn: Cutn = D.cutn,
+    lr: Lr = D.lr,
+    device: Device = D.device,
+    precision: Prec = Precision(D.precision),
+    vqgan: Vqgan = D.vqgan,
+    vqgan_config: VqganConfig = D.vqgan_config,
+    vqgan_checkpoint: VqganCkpt = D.vqgan_checkpoint,
+    clip: Clip = None,
+    trust_checkpoint: Trust = D.trust_checkpoint,
+    quiet: Quiet = False,
+):
+    """Grow a picture's canvas; the new area follows the prompts and the original stays as it was."""
+    from clipgan.io import check_output
+
+    sides = _parse_extend(extend)
+    if fill not in ("replicate", "noise"):
+        raise ClipganError(f"unknown --fill {fill!r}; use replicate or noise")
+    if feather < 0:
+        raise ClipganError(f"feather must be 0 or more, got {feather}")
+    _check_image(image)
+    output = check_output(output or _output_for(image, "outpaint"))
+    settings = Settings().replace(prompts=prompts, iterations=iterations, seed=seed, cutn=cutn, lr=lr, device=device,
+                                  precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
+                                  vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip),
+                                  trust_checkpoint=trust_checkpoint)
+    from clipgan.edit import outpaint as run_outpaint
+
+    _run_edit(lambda **kw: run_outpaint(str(image), [], extend=sides, feather_px=feather, fill=fill, **kw),
+              output, settings.iterations, quiet, settings=settings, seed=settings.seed)
+
+
+def _parse_extend(text: str) -> dict[str, int]:
+    from clipgan.edit import parse_extend
+
+    return parse_extend(text)
+
+
+@app.command()
+@user_errors
+def upscale(
+    image: Annotated[Path, typer.Argument(help="The picture to enlarge.", show_default=False)],
+    prompt: Annotated[Optional[list[str]], typer.Option("-p", "--prompt", help="Text prompt for the refinement; repeatable. Default: the picture itself.")] = None,
+    factor: Annotated[float, typer.Option(help="Size multiplier (rounded to the VQGAN factor).")] = 2.0,
+    steps: Annotated[int, typer.Option(help="Refinement steps at the larger size.", rich_help_panel=RUN)] = UPSCALE_STEPS,
+    output: Output = None,
+    low_memory: Annotated[bool, typer.Option(help="Recompute decoder activations in the backward pass (less memory).", rich_help_panel=RUN)] = D.low_memory,
+    seed: Seed = D.seed,
+    cutn: Cutn = D.cutn,
+    lr: Lr = D.lr,
+    device: Device = D.device,
+    precision: Prec = Precision(D.precision),
+    vqgan: Vqgan = D.vqgan,
+    vqgan_config: VqganConfig = D.vqgan_config,
+    vqgan_checkpoint: VqganCkpt = D.vqgan_checkpoint,
+    clip: Clip = None,
+    trust_checkpoint: Trust = D.trust_checkpoint,
+    quiet: Quiet = False,
+):
+    """Enlarge a picture (Lanczos), then refine it a few steps at the larger size."""
+    from clipgan.io import check_output
+
+    if not factor > 1:
+        raise ClipganError(f"factor must be more than 1, got {factor}")
+    _check_image(image)
+    output = check_output(output or _output_for(image, f"x{factor:g}"))
+    settings = Settings().replace(iterations=steps, seed=seed, cutn=cutn, lr=lr, device=device, precision=precision,
+                                  low_memory=low_memory, vqgan=vqgan, vqgan_config=vqgan_config,
+                                  vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip),
+                                  trust_checkpoint=trust_checkpoint)
+    from clipgan.edit import upscale as run_upscale
+
+    _run_edit(lambda **kw: run_upscale(str(image), prompt or [], factor=factor, steps=steps, **kw),
+              output, steps, quiet, settings=settings, seed=settings.seed)
+
+
+@app.command()
+@user_errors
+def score(
+    images: Annotated[list[Path], typer.Argument(help="Pictures to score.", show_default=False)],
+    prompt: Annotated[Optional[list[str]], typer.Option("-p", "--prompt", help="Text to score against; repeatable.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of {image, prompt, score}.")] = False,
+    crops: Annotated[bool, typer.Option(help="Average the whole picture with its centre and four corner crops.")] = False,
+    clip: Clip = None,
+    device: Device = D.device,
+    trust_checkpoint: Trust = D.trust_checkpoint,
+):
+    """CLIP similarity (cosine) of every picture to every prompt, best first."""
+    from clipgan.io import open_image
+
+    if not prompt:
+        raise ClipganError("give at least one --prompt")
+    for path in images:  # before loading any model
+        open_image(path)
+    from clipgan.score import score as run_score
+    from clipgan.score import table
+
+    with notices(quiet=as_json):
+        rows = run_score([str(p) for p in images], prompt, clip=clip or list(D.clip), device=device, crops=crops,
+                         trust=trust_checkpoint)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+    else:
+        typer.echo(table(rows))
