@@ -214,6 +214,8 @@ def inpaint(prompts, init_image: ImageLike, mask: MaskLike, *, models=None,
     """
     from clipgan.pipeline import Result
 
+    if init_image is None:
+        raise ClipganError("a mask needs an --init-image to edit")
     picture = _as_image(init_image)
     s, models = _prepare(prompts, settings, models)
     s = s.replace(size=picture.size, init_image=str(init_image) if isinstance(init_image, (str, Path)) else s.init_image)

@@ -169,6 +169,8 @@ def test_inpaint_frees_only_masked_cells(tiny, run_settings):
 def test_inpaint_rejects_an_empty_mask_and_a_wrong_size(tiny, run_settings):
     with pytest.raises(ClipganError, match="all black"):
         edit.inpaint("x", picture(16, 16), torch.zeros(1, 1, 16, 16), models=tiny, **run_settings)
+    with pytest.raises(ClipganError, match="init-image"):
+        edit.inpaint("x", None, torch.ones(1, 1, 16, 16), models=tiny, **run_settings)
     with pytest.raises(ClipganError, match="mask is 8x8"):
         edit.inpaint("x", picture(16, 16), torch.ones(1, 1, 8, 8), models=tiny, **run_settings)
 
