@@ -52,8 +52,10 @@ def notices(quiet: bool):
         def show(message, category, *args, **kwargs):
             if not issubclass(category, ClipganNotice):
                 return original(message, category, *args, **kwargs)
-            if not quiet:
-                typer.echo(f"note: {message}", err=True)
+            if not quiet:  # through tqdm, so a note never lands inside the progress bar's line
+                from tqdm import tqdm
+
+                tqdm.write(f"note: {message}", file=sys.stderr)
 
         warnings.showwarning = show
         yield
@@ -61,9 +63,9 @@ def notices(quiet: bool):
 
 def given(ctx: typer.Context, names: list[str]) -> list[str]:
     """The parameters the user typed (so --from-png settings yield only to those)."""
-    from click.core import ParameterSource
-
-    return [n for n in names if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)]
+    # Compared by name: typer >= 0.29 vendors click, so its ParameterSource is not click's.
+    sources = {n: ctx.get_parameter_source(n) for n in names}
+    return [n for n, s in sources.items() if s is not None and s.name not in ("DEFAULT", "DEFAULT_MAP")]
 
 
 def default_output(prompts: list[str]) -> Path:
@@ -127,10 +129,26 @@ def generate(
         raise ClipganError(f"save-every must be 0 or more, got {save_every}")
     if frames_dir is not None and not frames_dir.parent.is_dir():
         raise ClipganError(f"folder for frames does not exist: {frames_dir.parent}")
+    if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
+        raise ClipganError(f"--frames-dir {frames_dir} is a file, not a folder")
+    check_inputs(settings)
     with notices(quiet):
         result = _run(settings, output, save_every, frames_dir, quiet)
     if not quiet:
         typer.echo(f"saved {output} (seed {result.seed})")
+
+
+def check_inputs(settings: Settings) -> None:
+    """Cheap checks before any model loads: prompts parse, local image files are images."""
+    from clipgan.io import open_image
+    from clipgan.prompts import parse_prompts
+
+    texts, images = parse_prompts(settings.prompts), parse_prompts(settings.image_prompts)
+    if not texts and not images:
+        raise ClipganError("give at least one text prompt or --image-prompt")
+    for src in [p.text for p in images] + ([settings.init_image] if settings.init_image else []):
+        if not src.startswith(("http://", "https://")):  # URLs are fetched once, by the run
+            open_image(src)
 
 
 def _run(settings: Settings, output: Path, save_every: int, frames_dir: Path | None, quiet: bool):
@@ -140,27 +158,31 @@ def _run(settings: Settings, output: Path, save_every: int, frames_dir: Path | N
     from clipgan.pipeline import draw_seed
     from clipgan.pipeline import generate as run_generate
 
-    if settings.seed is None:  # drawn here so that intermediate saves carry it too
+    drawn = settings.seed is None
+    if drawn:  # drawn here so that intermediate saves carry it too
         settings = settings.replace(seed=draw_seed())
-        if not quiet:
-            typer.echo(f"seed: {settings.seed}", err=True)
-    if frames_dir is not None:
-        frames_dir.mkdir(exist_ok=True)
-    bar = tqdm(total=settings.iterations, disable=quiet, unit="step", dynamic_ncols=True)
+    bar = None
 
     def on_step(step):
+        nonlocal bar
+        if bar is None:  # made at the first step, so a run that fails while loading prints only its error
+            if drawn and not quiet:
+                tqdm.write(f"seed: {settings.seed}", file=sys.stderr)
+            bar = tqdm(total=settings.iterations, initial=step.index, disable=quiet, unit="step", dynamic_ncols=True)
         bar.update(1)
         bar.set_postfix(loss=f"{step.loss:.4f}")
         if save_every and (step.index + 1) % save_every == 0:
             image = to_pil(step.image)
             save_image(image, output, settings.to_dict())
             if frames_dir is not None:
+                frames_dir.mkdir(exist_ok=True)
                 save_image(image, frames_dir / f"{step.index + 1:05d}.png")
 
     try:
         result = run_generate(settings=settings, callback=on_step)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     save_image(result.image, output, result.settings.to_dict())
     return result
 
@@ -190,17 +212,35 @@ def download(name: Annotated[str, typer.Argument(help="A name from `clipgan mode
         typer.echo(f"ok {path}")
 
 
+def _usage_errors() -> tuple[type, ...]:
+    """The exception types typer/click raise for bad argv (typer >= 0.29 vendors its own click)."""
+    types: list[type] = []
+    if hasattr(typer, "TyperException"):
+        types.append(typer.TyperException)
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        types.append(click.ClickException)
+    return tuple(types)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry: usage errors become one line and exit code 2, like ClipganError."""
-    import click
-
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="clipgan", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as e:
-        typer.echo(f"error: {e.format_message()}", err=True)
+    except _usage_errors() as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `clipgan`: the help, as typer shows it
+            message = e.format_message()
+            if message.strip():
+                typer.echo(message, err=True)
+            sys.exit(2)
+        lines = [line.strip() for line in e.format_message().strip().splitlines() if line.strip()]
+        typer.echo(f"error: {' '.join(lines) or type(e).__name__}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -66,8 +66,11 @@ def save_image(image: Image.Image, path: str | Path, settings: dict | None = Non
             kwargs["exif"] = exif
     if fmt != "PNG":
         kwargs["quality"] = 95
-    with atomic_path(path) as tmp:
-        image.save(tmp, format=fmt, **kwargs)
+    try:
+        with atomic_path(path) as tmp:
+            image.save(tmp, format=fmt, **kwargs)
+    except OSError as e:  # a full disk, a read-only folder: name the file, no traceback
+        raise ClipganError(f"could not write {path} ({e.strerror or e})") from None
     return path
 
 
