@@ -1,0 +1,583 @@
+"""Animations, every one a sequence of short `iterate()` runs: morph, zoom and restyle.
+
+Each function checks its input and loads the models when called, then returns an iterator
+of `Frame`s that does the work as it is consumed, so frames can stream into a VideoWriter.
+Keyword arguments are either fields of the function's options dataclass or `Settings`
+fields (size, cutn, lr, seed, models, ...), exactly as for `clipgan.generate`.
+
+Torch loads inside the functions: the CLI reads the option defaults from this module.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+import operator
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+from clipgan.config import Settings
+from clipgan.errors import ClipganError
+
+if TYPE_CHECKING:
+    from PIL import Image
+    from torch import Tensor
+
+    from clipgan.optimize import Guide, Step
+    from clipgan.pipeline import Models
+
+StepCallback = Callable[["Step"], None]
+
+EASINGS: dict[str, Callable[[float], float]] = {
+    "linear": lambda x: x,
+    "smoothstep": lambda x: x * x * (3 - 2 * x),
+    "cosine": lambda x: (1 - math.cos(math.pi * x)) / 2,
+}
+MODES = ("guided", "latent")
+
+
+@dataclass
+class Frame:
+    """One frame of an animation, with what made it."""
+
+    index: int
+    image: "Tensor"  # (1, 3, H, W) in [0, 1]: VideoWriter.append takes it as is
+    z: "Tensor"  # the latent it was decoded from
+    seed: int
+    loss: float | None = None  # total loss of the frame's last step; None when only decoded
+    prompts: tuple[str, ...] = ()  # the prompts that guided it
+    keyframe: int | None = None  # morph: index of the prompt this frame is the keyframe of
+    mix: float = 0.0  # morph: weight of the next prompt (0 at a keyframe)
+
+    def pil(self) -> "Image.Image":
+        from clipgan.io import to_pil
+
+        return to_pil(self.image)
+
+
+# ---------------------------------------------------------------- options
+
+
+@dataclass
+class MorphOptions:
+    frames_per_transition: int = 24  # frames from one keyframe up to, not including, the next
+    mode: str = "guided"  # guided: a few steps per frame towards blended prompts; latent: slerp z and decode
+    loop: bool = False  # add a transition from the last prompt back to the first
+    keyframe_steps: int | None = None  # steps for each keyframe; None: Settings.iterations
+    steps_per_frame: int = 8  # guided: steps for each in-between frame
+    easing: str = "smoothstep"  # how the blend weight slides: linear, smoothstep or cosine
+    anchor: float = 0.3  # guided: move each frame's start this far towards the latent path, so it lands on the next keyframe
+
+    def validate(self) -> None:
+        _at_least(self.frames_per_transition, 1, "frames-per-transition")
+        _at_least(self.steps_per_frame, 1, "steps-per-frame")
+        if self.keyframe_steps is not None:
+            _at_least(self.keyframe_steps, 1, "keyframe-steps")
+        _choice(self.mode, MODES, "mode")
+        _choice(self.easing, EASINGS, "easing")
+        _between(self.anchor, 0, 1, "anchor")
+
+
+@dataclass
+class ZoomOptions:
+    frames: int = 60  # frames in the video, the first included
+    steps_per_frame: int = 8  # steps for each frame after the first
+    first_steps: int | None = None  # steps for frame 0; None: Settings.iterations
+    zoom: float | str = 1.02  # scale per frame (>1 zooms in): a number or an expression of t, the frame index
+    angle: float | str = 0.0  # degrees per frame, counter-clockwise; number or expression
+    shift_x: float | str = 0.0  # pixels per frame, positive moves the picture right; number or expression
+    shift_y: float | str = 0.0  # pixels per frame, positive moves the picture down; number or expression
+
+    def validate(self) -> None:
+        _at_least(self.frames, 1, "frames")
+        _at_least(self.steps_per_frame, 1, "steps-per-frame")
+        if self.first_steps is not None:
+            _at_least(self.first_steps, 1, "first-steps")
+        for name in ("zoom", "angle", "shift_x", "shift_y"):
+            expr = Expr(getattr(self, name), name.replace("_", "-"))
+            for t in range(self.frames):  # cheap, and a bad value fails before any work
+                value = expr(t)
+                if name == "zoom" and value <= 0:
+                    raise ClipganError(f"zoom must stay positive, but {expr.text} is {value:g} at t={t}")
+
+
+@dataclass
+class RestyleOptions:
+    steps_per_frame: int = 8  # steps for each frame
+    blend: float = 0.5  # share of the previous output in each frame's start image (0: the source frame alone)
+    max_frames: int | None = None  # stop after this many frames; None: the whole video
+
+    def validate(self) -> None:
+        _at_least(self.steps_per_frame, 1, "steps-per-frame")
+        _between(self.blend, 0, 1, "blend")
+        if self.max_frames is not None:
+            _at_least(self.max_frames, 1, "max-frames")
+
+
+def _at_least(value, low: int, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ClipganError(f"{name} must be an integer of at least {low}, got {value!r}")
+
+
+def _between(value, low: float, high: float, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ClipganError(f"{name} must be a number from {low} to {high}, got {value!r}")
+
+
+def _choice(value, choices, name: str) -> None:
+    if value not in choices:
+        raise ClipganError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+
+
+# ---------------------------------------------------------------- safe expressions of t
+
+_FUNCTIONS: dict[str, Callable] = {
+    "sin": math.sin, "cos": math.cos, "tan": math.tan, "exp": math.exp, "log": math.log,
+    "sqrt": math.sqrt, "abs": abs, "min": min, "max": max, "floor": math.floor, "ceil": math.ceil,
+}
+_CONSTANTS = {"pi": math.pi, "e": math.e}
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.Pow: operator.pow, ast.Mod: operator.mod}
+_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_MAX_LENGTH = 300
+
+
+class Expr:
+    """A number, or an arithmetic expression of `t` such as "1 + 0.01*sin(t/10)".
+
+    The text is parsed with `ast` and walked by hand: only numbers, t, pi, e, + - * / % **
+    and the functions in _FUNCTIONS are allowed, so nothing the user writes can run code.
+    """
+
+    def __init__(self, value: float | int | str, name: str = "expression"):
+        self.name = name
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.text, self._tree = repr(value), ast.Expression(ast.Constant(float(value)))
+        elif isinstance(value, str):
+            self.text = value.strip()
+            self._tree = self._parse(self.text)
+        else:
+            raise ClipganError(f"{name} must be a number or an expression of t, got {value!r}")
+
+    def _parse(self, text: str) -> ast.Expression:
+        if not text:
+            raise ClipganError(f"{self.name} is empty")
+        if len(text) > _MAX_LENGTH:
+            raise ClipganError(f"{self.name} is too long (at most {_MAX_LENGTH} characters)")
+        try:
+            tree = ast.parse(text, mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            raise ClipganError(f"{self.name} {text!r} is not a valid expression") from None
+        for node in ast.walk(tree):
+            self._check(node)
+        return tree
+
+    def _check(self, node: ast.AST) -> None:
+        ok = isinstance(node, (ast.Expression, ast.Load)) or type(node) in _BINARY or type(node) in _UNARY
+        if isinstance(node, ast.Constant):
+            ok = isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+        elif isinstance(node, ast.Name):
+            ok = node.id == "t" or node.id in _CONSTANTS or node.id in _FUNCTIONS
+        elif isinstance(node, ast.Call):
+            ok = isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS and not node.keywords
+        elif isinstance(node, (ast.BinOp, ast.UnaryOp)):
+            ok = type(node.op) in _BINARY or type(node.op) in _UNARY
+        if not ok:
+            what = ast.get_source_segment(self.text, node) if hasattr(node, "lineno") else type(node).__name__
+            raise ClipganError(f"{self.name} {self.text!r}: {what!r} is not allowed "
+                               f"(use numbers, t, pi, e, + - * / % ** and {', '.join(_FUNCTIONS)})")
+
+    def __call__(self, t: float) -> float:
+        try:
+            value = float(self._eval(self._tree.body, float(t)))
+        except (ArithmeticError, ValueError, TypeError) as e:
+            raise ClipganError(f"{self.name} {self.text!r} cannot be computed at t={t:g} ({e})") from None
+        if not math.isfinite(value):
+            raise ClipganError(f"{self.name} {self.text!r} is not finite at t={t:g}")
+        return value
+
+    def _eval(self, node: ast.AST, t: float):
+        if isinstance(node, ast.Constant):
+            return float(node.value)  # floats throughout: 10**10**10 overflows instead of hanging
+        if isinstance(node, ast.Name):
+            if node.id == "t":
+                return t
+            if node.id in _CONSTANTS:
+                return _CONSTANTS[node.id]
+            raise TypeError(f"{node.id} is a function")
+        if isinstance(node, ast.BinOp):
+            return _BINARY[type(node.op)](self._eval(node.left, t), self._eval(node.right, t))
+        if isinstance(node, ast.UnaryOp):
+            return _UNARY[type(node.op)](self._eval(node.operand, t))
+        if isinstance(node, ast.Call):
+            return _FUNCTIONS[node.func.id](*(self._eval(a, t) for a in node.args))
+        raise TypeError(f"unexpected {type(node).__name__}")  # _check lets nothing else through
+
+    def __repr__(self) -> str:
+        return f"Expr({self.text!r})"
+
+
+# ---------------------------------------------------------------- prompts over time
+
+PromptItem = str | tuple[int, str]
+
+
+_AT_FRAME = re.compile(r"^@(\d+)\s+(.*)$", re.S)
+
+
+def prompt_schedule(items: Sequence[PromptItem], frames: int) -> Callable[[int], tuple[str, ...]]:
+    """frame index -> the prompts active then.
+
+    A string is active throughout; "a ^ b ^ c" inside it is a story whose parts are spread
+    evenly over the frames (part j from frame round(j * frames / n)), and a part written
+    "@k text" starts at frame k. A pair (k, "text") is active from frame k until the next
+    pair's start.
+    """
+    if isinstance(items, str):
+        items = [items]
+    stories: list[list[tuple[int, str]]] = []
+    timed: list[tuple[int, str]] = []
+    for item in items:
+        if isinstance(item, str):
+            parts = [p.strip() for p in item.split("^") if p.strip()]
+            if not parts:
+                raise ClipganError(f"empty prompt {item!r}")
+            story = []
+            for j, part in enumerate(parts):
+                m = _AT_FRAME.match(part)
+                story.append((int(m.group(1)), m.group(2).strip()) if m else (round(j * frames / len(parts)), part))
+            stories.append(sorted(story, key=lambda p: p[0]))
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], str):
+            start = item[0]
+            if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+                raise ClipganError(f"a prompt's start frame must be an integer of at least 0, got {start!r}")
+            timed.append((start, item[1]))
+        else:
+            raise ClipganError(f"a prompt is a string or a (start frame, text) pair, got {item!r}")
+    if timed:
+        stories.append(sorted(timed, key=lambda p: p[0]))
+    if not stories:
+        raise ClipganError("give at least one prompt")
+
+    def active(t: int) -> tuple[str, ...]:
+        return tuple(p for p in (_latest(story, t) for story in stories) if p)
+
+    return active
+
+
+def _latest(schedule: list[tuple[int, str]], t: int) -> str | None:
+    current = None
+    for start, text in schedule:
+        if start <= t:
+            current = text
+    return current
+
+
+def _check_prompts(texts) -> None:
+    from clipgan.prompts import parse_prompts
+
+    parse_prompts(texts)  # "cat:abc" fails here, before the models load
+
+
+def _check_schedule(schedule, frames: int) -> None:
+    seen = set()
+    for t in range(frames):
+        active = schedule(t)
+        if not active:
+            raise ClipganError(f"no prompt is active at frame {t}")
+        seen.update(active)
+    _check_prompts(seen)
+
+
+# ---------------------------------------------------------------- shared machinery
+
+
+def _split_kwargs(options_cls, settings: Settings | None, kwargs: dict):
+    """Keyword arguments -> (options, settings): each name belongs to one of the two dataclasses."""
+    option_names = {f.name for f in dataclasses.fields(options_cls)}
+    setting_names = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(kwargs) - option_names - setting_names)
+    if unknown:
+        raise TypeError(f"unknown argument(s): {', '.join(unknown)}")
+    options = options_cls(**{k: v for k, v in kwargs.items() if k in option_names})
+    options.validate()
+    base = settings or Settings()
+    s = base.replace(**{k: v for k, v in kwargs.items() if k in setting_names})
+    return options, s
+
+
+def _setup(s: Settings, models: "Models | None", size: tuple[int, int] | None = None):
+    """Models loaded, seed drawn, size fitted to the VQGAN: the settings as they will run."""
+    from clipgan.pipeline import draw_seed, fit_size, load_models
+
+    models = models or load_models(s)
+    seed = s.seed if s.seed is not None else draw_seed()
+    return s.replace(seed=seed, size=fit_size(size or s.size, models.vqgan.factor)), models
+
+
+class _Runner:
+    """Short iterate() runs with the settings' optimizer, and text guides cached by prompt set."""
+
+    def __init__(self, s: Settings, models: "Models", callback: StepCallback | None):
+        from clipgan.pipeline import resolve_dtype
+
+        self.s, self.models, self.callback = s, models, callback
+        self.dtype = resolve_dtype(s.precision, models.device)
+        self._guides: dict[tuple[str, ...], list] = {}
+
+    def guides(self, prompts: Sequence[str]) -> list["Guide"]:
+        from clipgan.pipeline import build_guides
+
+        key = tuple(prompts)
+        if key not in self._guides:
+            self._guides[key] = build_guides(self.s.replace(prompts=list(key)), self.models)
+        return self._guides[key]
+
+    def run(self, guides, z: "Tensor", steps: int) -> "Step":
+        from clipgan.optimize import iterate
+
+        s, last = self.s, None
+        for last in iterate(self.models.vqgan, guides, z, steps=steps, lr=s.lr, optimizer=s.optimizer,
+                            init_weight=s.init_weight, tv_weight=s.tv_weight, dtype=self.dtype):
+            if self.callback is not None:
+                self.callback(last)
+        return last
+
+
+def slerp(a: "Tensor", b: "Tensor", w: float) -> "Tensor":
+    """Spherical interpolation of two latents taken as whole vectors; exactly a at 0 and b at 1."""
+    import torch
+
+    if w <= 0:
+        return a.clone()
+    if w >= 1:
+        return b.clone()
+    af, bf = a.flatten().double(), b.flatten().double()
+    cos = (af @ bf / (af.norm() * bf.norm()).clamp_min(1e-12)).clamp(-1, 1)
+    theta = torch.acos(cos).item()
+    if theta < 1e-4:  # nearly parallel: the formula divides by ~0
+        return torch.lerp(a, b, w)
+    out = (math.sin((1 - w) * theta) * af + math.sin(w * theta) * bf) / math.sin(theta)
+    return out.view_as(a).to(a.dtype)
+
+
+def _blend(a: list["Guide"], b: list["Guide"], w: float) -> list["Guide"]:
+    """Guides scoring both prompt sets, A's targets weighted 1-w and B's w."""
+    from clipgan.optimize import Guide, Target
+
+    def scaled(targets, scale, tag):
+        return [Target(f"{tag}:{t.label}", t.embeds, t.weight * scale, t.stop) for t in targets if scale > 0]
+
+    return [Guide(ga.perceptor, ga.cutouts, scaled(ga.targets, 1 - w, "a") + scaled(gb.targets, w, "b"))
+            for ga, gb in zip(a, b)]
+
+
+# ---------------------------------------------------------------- morph
+
+
+def morph_frame_count(prompts: int, frames_per_transition: int, loop: bool = False) -> int:
+    """Frames a morph yields: each transition gives its start keyframe and the frames up to the
+    next one; the last keyframe closes the video, except with loop, where the video wraps
+    back onto its first frame. So (K-1)*N + 1, or K*N with loop, for K prompts."""
+    if loop:
+        return prompts * frames_per_transition
+    return (prompts - 1) * frames_per_transition + 1
+
+
+def morph(
+    prompts: Sequence[str],
+    *,
+    models: "Models | None" = None,
+    settings: Settings | None = None,
+    callback: StepCallback | None = None,
+    **kwargs,
+) -> Iterator[Frame]:
+    """Frames that morph from prompt to prompt (each may be "a | b:0.5"); see `MorphOptions`.
+
+    Keyframe 0 is optimized from the seeded start for `keyframe_steps`, keyframe k from
+    keyframe k-1's latent. In between, at blend weight w = easing(j / N):
+    guided: the frame starts from the previous frame's latent (moved `anchor` of the way
+    towards slerp(zA, zB, w)) and takes `steps_per_frame` steps towards A at 1-w and B at w;
+    latent: the frame is the decode of slerp(zA, zB, w). `morph_frame_count` gives the count.
+    `callback(step)` sees every optimization step.
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    opts, s = _split_kwargs(MorphOptions, settings, kwargs)
+    if len(prompts) < 2:
+        raise ClipganError("a morph needs at least two prompts")
+    for p in prompts:
+        _check_prompts([p])
+    s, models = _setup(s, models)
+    return _morph(prompts, opts, s, models, callback)
+
+
+def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", callback) -> Iterator[Frame]:
+    import torch
+
+    from clipgan.optimize import synth
+    from clipgan.pipeline import initial_z
+
+    torch.manual_seed(s.seed)
+    runner = _Runner(s, models, callback)
+    guides = [runner.guides([p]) for p in prompts]
+    ease, n = EASINGS[o.easing], o.frames_per_transition
+    key_steps = o.keyframe_steps or s.iterations
+    keys: dict[int, "Step"] = {}
+
+    def keyframe(k: int) -> "Step":
+        if k not in keys:
+            start = keys[k - 1].z if k else initial_z(s, models)
+            keys[k] = runner.run(guides[k], start, key_steps)
+        return keys[k]
+
+    order = list(range(len(prompts))) + ([0] if o.loop else [])
+    index = 0
+    for a, b in zip(order, order[1:]):
+        ka, kb = keyframe(a), keyframe(b)
+        yield Frame(index, ka.image, ka.z, s.seed, ka.loss, (prompts[a],), keyframe=a)
+        index += 1
+        z = ka.z
+        for j in range(1, n):
+            w = ease(j / n)
+            path = slerp(ka.z, kb.z, w)
+            mixed = (prompts[a], prompts[b])
+            if o.mode == "latent":
+                with torch.no_grad():
+                    image = synth(models.vqgan, path)
+                yield Frame(index, image, path, s.seed, None, mixed, mix=w)
+            else:
+                step = runner.run(_blend(guides[a], guides[b], w), slerp(z, path, o.anchor), o.steps_per_frame)
+                z = step.z
+                yield Frame(index, step.image, step.z, s.seed, step.loss, mixed, mix=w)
+            index += 1
+    if not o.loop:
+        last = keyframe(len(prompts) - 1)
+        yield Frame(index, last.image, last.z, s.seed, last.loss, (prompts[-1],), keyframe=len(prompts) - 1)
+
+
+# ---------------------------------------------------------------- zoom
+
+
+def zoom(
+    prompts: Sequence[PromptItem],
+    *,
+    models: "Models | None" = None,
+    settings: Settings | None = None,
+    callback: StepCallback | None = None,
+    **kwargs,
+) -> Iterator[Frame]:
+    """`frames` frames, each the previous one zoomed, rotated and shifted, re-encoded and
+    optimized for `steps_per_frame` steps; see `ZoomOptions` and `prompt_schedule`.
+
+    Frame 0 comes from the seeded start (or settings.init_image) in `first_steps` steps.
+    The transform for frame t is evaluated at t (1, 2, ...).
+    """
+    opts, s = _split_kwargs(ZoomOptions, settings, kwargs)
+    schedule = prompt_schedule(prompts, opts.frames)
+    _check_schedule(schedule, opts.frames)
+    s, models = _setup(s, models)
+    return _zoom(schedule, opts, s, models, callback)
+
+
+def warp(image: "Tensor", zoom: float = 1.0, angle: float = 0.0, shift_x: float = 0.0, shift_y: float = 0.0) -> "Tensor":
+    """Scale about the centre, rotate (degrees, counter-clockwise), then shift (pixels).
+    Edges revealed by zooming out or shifting are filled by reflection."""
+    import torch
+    from kornia.geometry.transform import get_rotation_matrix2d, warp_affine
+
+    if zoom == 1 and angle == 0 and shift_x == 0 and shift_y == 0:
+        return image
+    _, _, h, w = image.shape
+    dev = image.device
+    center = torch.tensor([[(w - 1) / 2, (h - 1) / 2]], device=dev)
+    matrix = get_rotation_matrix2d(center, torch.tensor([float(angle)], device=dev), torch.full((1, 2), float(zoom), device=dev))
+    matrix[:, 0, 2] += shift_x
+    matrix[:, 1, 2] += shift_y
+    return warp_affine(image, matrix, (h, w), padding_mode="reflection", align_corners=True).clamp(0, 1)
+
+
+def _zoom(schedule, o: ZoomOptions, s: Settings, models: "Models", callback) -> Iterator[Frame]:
+    import torch
+
+    from clipgan.pipeline import initial_z
+
+    torch.manual_seed(s.seed)
+    runner = _Runner(s, models, callback)
+    params = [Expr(getattr(o, name), name) for name in ("zoom", "angle", "shift_x", "shift_y")]
+    z = initial_z(s, models)
+    image = None
+    for t in range(o.frames):
+        if image is not None:
+            with torch.no_grad():
+                z = models.vqgan.encode(warp(image, *(p(t) for p in params)))
+        active = schedule(t)
+        step = runner.run(runner.guides(active), z, o.steps_per_frame if t else (o.first_steps or s.iterations))
+        image = step.image
+        yield Frame(t, step.image, step.z, s.seed, step.loss, active)
+
+
+# ---------------------------------------------------------------- restyle
+
+
+def fit_inside(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """The largest size with the aspect ratio of `size` that fits in `box` (width, height)."""
+    scale = min(box[0] / size[0], box[1] / size[1])
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def restyle(
+    video: str,
+    prompts: Sequence[PromptItem],
+    *,
+    models: "Models | None" = None,
+    settings: Settings | None = None,
+    callback: StepCallback | None = None,
+    **kwargs,
+) -> Iterator[Frame]:
+    """Every frame of `video` restyled towards the prompts; see `RestyleOptions`.
+
+    The output keeps the source's aspect ratio inside settings.size and one frame per source
+    frame (write it at `clipgan.video.video_fps(video)` to keep the timing). Each frame starts
+    from the source frame mixed with the previous output (`blend`), encoded.
+    """
+    from clipgan.video import iter_frames, read_video_info
+
+    opts, s = _split_kwargs(RestyleOptions, settings, kwargs)
+    count, _, _ = read_video_info(video)
+    if count < 1:
+        raise ClipganError(f"{video} has no frames")
+    count = min(count, opts.max_frames or count)
+    schedule = prompt_schedule(prompts, count)
+    _check_schedule(schedule, count)
+    frames = iter_frames(video)
+    first = next(frames)
+    frames.close()
+    s, models = _setup(s, models, fit_inside(first.size, s.size))
+    return _restyle(video, count, schedule, opts, s, models, callback)
+
+
+def _restyle(video, count: int, schedule, o: RestyleOptions, s: Settings, models: "Models", callback) -> Iterator[Frame]:
+    import torch
+
+    from clipgan.io import to_tensor
+    from clipgan.video import iter_frames
+
+    torch.manual_seed(s.seed)
+    runner = _Runner(s, models, callback)
+    previous = None
+    for t, source in enumerate(iter_frames(video)):
+        if t >= count:
+            break
+        start = to_tensor(source, s.size, models.device)
+        if previous is not None and o.blend:
+            start = torch.lerp(start, previous, o.blend)
+        with torch.no_grad():
+            z = models.vqgan.encode(start)
+        active = schedule(t)
+        step = runner.run(runner.guides(active), z, o.steps_per_frame)
+        previous = step.image
+        yield Frame(t, step.image, step.z, s.seed, step.loss, active)

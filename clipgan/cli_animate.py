@@ -1,0 +1,241 @@
+"""`clipgan morph`, `clipgan zoom` and `clipgan restyle`: animate.py's frames streamed into a video.
+
+Registers its commands on cli.app when imported. The option defaults come from Settings and
+the option dataclasses in animate.py; torch loads only when a command runs.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from clipgan.animate import EASINGS, MODES, MorphOptions, RestyleOptions, ZoomOptions
+from clipgan.cli import app, notices, user_errors
+from clipgan.config import Augment, InitNoise, Optimizer, Precision, Settings
+from clipgan.errors import ClipganError
+
+D, M, Z, R = Settings(), MorphOptions(), ZoomOptions(), RestyleOptions()
+DEFAULT_FPS = 24.0
+
+MorphMode = Enum("MorphMode", {m: m for m in MODES}, type=str)
+Easing = Enum("Easing", {e: e for e in EASINGS}, type=str)
+
+VIDEO, ANIM, CUT, OPT, MODELS, RUN = "Video", "Animation", "Cutouts", "Optimizer", "Models", "Run"
+
+# Options every animation command shares, declared once.
+Output = Annotated[Path, typer.Option("-o", "--output", help="mp4, webm or gif.", show_default=False, rich_help_panel=VIDEO)]
+Fps = Annotated[float, typer.Option(help="Frames per second.", rich_help_panel=VIDEO)]
+Size = Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=VIDEO)]
+StepsPerFrame = Annotated[int, typer.Option(help="Optimization steps for each frame.", rich_help_panel=ANIM)]
+InitImage = Annotated[Optional[str], typer.Option(help="Start the first frame from this image.", rich_help_panel=ANIM)]
+InitWeight = Annotated[float, typer.Option(help="Pull each frame towards its starting latent (steadier frames).", rich_help_panel=OPT)]
+InitNoiseOpt = Annotated[InitNoise, typer.Option(help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=ANIM)]
+TvWeight = Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)]
+Cutn = Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)]
+CutPow = Annotated[float, typer.Option(help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)]
+Augments = Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(a.value for a in Augment)}.", rich_help_panel=CUT)]
+OptimizerOpt = Annotated[Optimizer, typer.Option(help="torch optimizer.", rich_help_panel=OPT)]
+Lr = Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=OPT)]
+Seed = Annotated[Optional[int], typer.Option(help="Random seed (default: drawn and printed).", rich_help_panel=RUN)]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)]
+PrecisionOpt = Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)]
+Vqgan = Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)]
+VqganConfig = Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)]
+VqganCheckpoint = Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)]
+Clip = Annotated[Optional[list[str]], typer.Option(help=f"ARCH:WEIGHTS; repeat for an ensemble. Default: {','.join(D.clip)}.", rich_help_panel=MODELS)]
+Trust = Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)]
+
+
+def _settings(clip, **values) -> Settings:
+    return Settings().replace(clip=clip or list(D.clip), **values)
+
+
+def _write(output: Path, fps: float, total: int, make_frames, settings: Settings, quiet: bool) -> None:
+    """Draws the seed (so it can be printed), then streams the frames into the video with a progress bar."""
+    from tqdm import tqdm
+
+    from clipgan.pipeline import draw_seed
+    from clipgan.video import VideoWriter
+
+    drawn = settings.seed is None
+    if drawn:
+        settings = settings.replace(seed=draw_seed())
+    with notices(quiet):
+        frames = make_frames(settings)  # checks prompts, loads the models: fails here, before the output is touched
+        if drawn and not quiet:
+            typer.echo(f"seed: {settings.seed}", err=True)
+        bar = tqdm(total=total, disable=quiet, unit="frame", dynamic_ncols=True)
+        try:
+            with VideoWriter(output, fps=fps) as video:
+                for frame in frames:
+                    video.append(frame.image)
+                    bar.update(1)
+                    if frame.loss is not None:
+                        bar.set_postfix(loss=f"{frame.loss:.4f}")
+        finally:
+            bar.close()
+    if not quiet:
+        typer.echo(f"saved {output} ({video.frames} frames at {fps:g} fps, seed {settings.seed})")
+
+
+def _check_video(output: Path, fps: float | None) -> Path:
+    from clipgan.video import check_fps, check_video_output
+
+    if fps is not None:
+        check_fps(fps)
+    return check_video_output(output)
+
+
+@app.command()
+@user_errors
+def morph(
+    prompts: Annotated[list[str], typer.Argument(help='Two or more prompts to morph through; "a | b" holds two at once.', show_default=False)],
+    output: Output,
+    frames_per_transition: Annotated[int, typer.Option("-n", "--frames-per-transition", help="Frames from one keyframe up to the next.", rich_help_panel=ANIM)] = M.frames_per_transition,
+    mode: Annotated[MorphMode, typer.Option(help="guided: a few steps per frame towards blended prompts; latent: interpolate the latents (fast).", rich_help_panel=ANIM)] = MorphMode(M.mode),
+    loop: Annotated[bool, typer.Option(help="Return to the first prompt, for a seamless loop.", rich_help_panel=ANIM)] = M.loop,
+    keyframe_steps: Annotated[int, typer.Option(help="Optimization steps for each keyframe.", rich_help_panel=ANIM)] = M.keyframe_steps or D.iterations,
+    steps_per_frame: StepsPerFrame = M.steps_per_frame,
+    easing: Annotated[Easing, typer.Option(help="How the blend slides between prompts.", rich_help_panel=ANIM)] = Easing(M.easing),
+    anchor: Annotated[float, typer.Option(help="guided: pull each frame's start this far towards the latent path (0-1).", rich_help_panel=ANIM)] = M.anchor,
+    fps: Fps = DEFAULT_FPS,
+    size: Size = D.size,
+    init_image: InitImage = D.init_image,
+    init_noise: InitNoiseOpt = InitNoise(D.init_noise),
+    init_weight: InitWeight = D.init_weight,
+    tv_weight: TvWeight = D.tv_weight,
+    cutn: Cutn = D.cutn,
+    cut_pow: CutPow = D.cut_pow,
+    augments: Augments = ",".join(D.augments),
+    optimizer: OptimizerOpt = Optimizer(D.optimizer),
+    lr: Lr = D.lr,
+    seed: Seed = D.seed,
+    device: Device = D.device,
+    precision: PrecisionOpt = Precision(D.precision),
+    vqgan: Vqgan = D.vqgan,
+    vqgan_config: VqganConfig = D.vqgan_config,
+    vqgan_checkpoint: VqganCheckpoint = D.vqgan_checkpoint,
+    clip: Clip = None,
+    trust_checkpoint: Trust = D.trust_checkpoint,
+    quiet: Quiet = False,
+):
+    """Morph through prompts: a keyframe per prompt, frames sliding from one to the next."""
+    from clipgan import animate
+
+    output = _check_video(output, fps)
+    options = MorphOptions(frames_per_transition, mode.value, loop, keyframe_steps, steps_per_frame, easing.value, anchor)
+    options.validate()
+    if len(prompts) < 2:
+        raise ClipganError("a morph needs at least two prompts")
+    settings = _settings(clip, size=size, init_image=init_image, init_noise=init_noise, init_weight=init_weight,
+                         tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
+                         lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
+                         vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
+    total = animate.morph_frame_count(len(prompts), frames_per_transition, loop)
+    _write(output, fps, total,
+           lambda s: animate.morph(prompts, settings=s, **_fields(options)), settings, quiet)
+
+
+@app.command()
+@user_errors
+def zoom(
+    prompts: Annotated[list[str], typer.Argument(help='Prompts; "a ^ b" changes prompt over the frames, "@30 a city" starts at frame 30.', show_default=False)],
+    output: Output,
+    frames: Annotated[int, typer.Option("-n", "--frames", help="Frames in the video.", rich_help_panel=ANIM)] = Z.frames,
+    zoom: Annotated[str, typer.Option(help="Scale per frame (>1 zooms in): a number or an expression of t, the frame index.", rich_help_panel=ANIM)] = str(Z.zoom),
+    angle: Annotated[str, typer.Option(help='Degrees per frame, counter-clockwise; e.g. "0.5*sin(t/10)".', rich_help_panel=ANIM)] = str(Z.angle),
+    shift_x: Annotated[str, typer.Option(help="Pixels per frame to the right; number or expression.", rich_help_panel=ANIM)] = str(Z.shift_x),
+    shift_y: Annotated[str, typer.Option(help="Pixels per frame downwards; number or expression.", rich_help_panel=ANIM)] = str(Z.shift_y),
+    first_steps: Annotated[int, typer.Option(help="Optimization steps for the first frame.", rich_help_panel=ANIM)] = Z.first_steps or D.iterations,
+    steps_per_frame: StepsPerFrame = Z.steps_per_frame,
+    fps: Fps = DEFAULT_FPS,
+    size: Size = D.size,
+    init_image: InitImage = D.init_image,
+    init_noise: InitNoiseOpt = InitNoise(D.init_noise),
+    init_weight: InitWeight = D.init_weight,
+    tv_weight: TvWeight = D.tv_weight,
+    cutn: Cutn = D.cutn,
+    cut_pow: CutPow = D.cut_pow,
+    augments: Augments = ",".join(D.augments),
+    optimizer: OptimizerOpt = Optimizer(D.optimizer),
+    lr: Lr = D.lr,
+    seed: Seed = D.seed,
+    device: Device = D.device,
+    precision: PrecisionOpt = Precision(D.precision),
+    vqgan: Vqgan = D.vqgan,
+    vqgan_config: VqganConfig = D.vqgan_config,
+    vqgan_checkpoint: VqganCheckpoint = D.vqgan_checkpoint,
+    clip: Clip = None,
+    trust_checkpoint: Trust = D.trust_checkpoint,
+    quiet: Quiet = False,
+):
+    """Zoom, rotate and shift into a picture, re-optimizing every frame."""
+    from clipgan import animate
+
+    output = _check_video(output, fps)
+    options = ZoomOptions(frames, steps_per_frame, first_steps, zoom, angle, shift_x, shift_y)
+    options.validate()
+    settings = _settings(clip, size=size, init_image=init_image, init_noise=init_noise, init_weight=init_weight,
+                         tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
+                         lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
+                         vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
+    animate.prompt_schedule(prompts, frames)  # bad prompts fail before the models load
+    _write(output, fps, frames, lambda s: animate.zoom(prompts, settings=s, **_fields(options)), settings, quiet)
+
+
+@app.command()
+@user_errors
+def restyle(
+    video: Annotated[Path, typer.Argument(help="The video to restyle (mp4, webm, gif, ...).", show_default=False)],
+    prompts: Annotated[list[str], typer.Argument(help='Prompts; "a ^ b" changes prompt over the video.', show_default=False)],
+    output: Output,
+    steps_per_frame: StepsPerFrame = R.steps_per_frame,
+    blend: Annotated[float, typer.Option(help="Share of the previous output in each frame's start (0-1): higher is steadier.", rich_help_panel=ANIM)] = R.blend,
+    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.", rich_help_panel=ANIM)] = R.max_frames,
+    size: Annotated[tuple[int, int], typer.Option("-s", "--size", help="Box the output fits in, keeping the source's aspect ratio.", rich_help_panel=VIDEO)] = D.size,
+    init_weight: InitWeight = D.init_weight,
+    tv_weight: TvWeight = D.tv_weight,
+    cutn: Cutn = D.cutn,
+    cut_pow: CutPow = D.cut_pow,
+    augments: Augments = ",".join(D.augments),
+    optimizer: OptimizerOpt = Optimizer(D.optimizer),
+    lr: Lr = D.lr,
+    seed: Seed = D.seed,
+    device: Device = D.device,
+    precision: PrecisionOpt = Precision(D.precision),
+    vqgan: Vqgan = D.vqgan,
+    vqgan_config: VqganConfig = D.vqgan_config,
+    vqgan_checkpoint: VqganCheckpoint = D.vqgan_checkpoint,
+    clip: Clip = None,
+    trust_checkpoint: Trust = D.trust_checkpoint,
+    quiet: Quiet = False,
+):
+    """Restyle every frame of a video towards the prompts, keeping its frame rate."""
+    from clipgan import animate
+    from clipgan.video import read_video_info
+
+    output = _check_video(output, None)
+    if output.resolve() == video.resolve():
+        raise ClipganError("the output would replace the input video; choose another name")
+    options = RestyleOptions(steps_per_frame, blend, max_frames)
+    options.validate()
+    settings = _settings(clip, size=size, init_weight=init_weight, tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow,
+                         augments=augments, optimizer=optimizer, lr=lr, seed=seed, device=device, precision=precision,
+                         vqgan=vqgan, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint,
+                         trust_checkpoint=trust_checkpoint)
+    count, fps, _ = read_video_info(video)
+    if not fps > 0:
+        raise ClipganError(f"{video} does not say its frame rate")
+    total = min(count, max_frames or count)
+    _write(output, fps, total, lambda s: animate.restyle(str(video), prompts, settings=s, **_fields(options)),
+           settings, quiet)
+
+
+def _fields(options) -> dict:
+    import dataclasses
+
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
