@@ -354,7 +354,7 @@ def slerp(a: "Tensor", b: "Tensor", w: float) -> "Tensor":
         return a.clone()
     if w >= 1:
         return b.clone()
-    af, bf = a.flatten().double(), b.flatten().double()
+    af, bf = a.flatten().float(), b.flatten().float()  # float32: MPS has no float64
     cos = (af @ bf / (af.norm() * bf.norm()).clamp_min(1e-12)).clamp(-1, 1)
     theta = torch.acos(cos).item()
     if theta < 1e-4:  # nearly parallel: the formula divides by ~0
