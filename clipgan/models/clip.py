@@ -6,14 +6,14 @@ model-config JSON, and WEIGHTS a pretrained tag or a local file. `random` gives 
 from __future__ import annotations
 
 import json
-import pickle
+import os
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from clipgan.errors import ClipganError
-from clipgan.models.weights import TRUST_HINT
+from clipgan.models.weights import TRUST_HINT, needs_trust
 
 RANDOM = "random"
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -65,15 +65,21 @@ def load_clip(spec: str, *, device="cpu", trust: bool = False) -> Perceptor:
     import open_clip
 
     arch, weights = split_spec(spec, set(open_clip.list_models()))
-    name = _register_config(arch) if arch.lower().endswith(".json") else arch
+    is_config = arch.lower().endswith(".json")
+    name = _register_config(arch) if is_config else arch
     pretrained = None if weights == RANDOM else weights
+    if pretrained and not os.path.isfile(pretrained):
+        tags = [] if is_config else open_clip.list_pretrained_tags_by_model(arch)
+        if pretrained not in tags:
+            known = f"; known tags include {', '.join(tags[:4])}" if tags else ""
+            raise ClipganError(f"CLIP weights {weights!r} for {arch} are neither a file nor a known tag{known}")
     try:
         model = open_clip.create_model(name, pretrained=pretrained, weights_only=not trust, device="cpu")
-    except pickle.UnpicklingError:
-        raise ClipganError(f"CLIP weights {weights} hold more than tensors; {TRUST_HINT}") from None
-    except RuntimeError as e:
-        raise ClipganError(_explain(arch, weights, e)) from None
-    except (OSError, EOFError, ValueError, KeyError) as e:
+    except Exception as e:  # open_clip and torch's unpickler fail in many ways on a bad file
+        if not trust and needs_trust(e):
+            raise ClipganError(f"CLIP weights {weights} hold more than tensors; {TRUST_HINT}") from None
+        if "download" in str(e).lower():
+            raise ClipganError(f"could not download CLIP weights {arch}:{weights} (no internet?); pass a local file") from None
         raise ClipganError(f"CLIP weights {weights} are unreadable or do not fit {arch} ({_first_line(e)})") from None
     model = model.float().eval().requires_grad_(False)
     tokenizer = open_clip.get_tokenizer(name)
@@ -95,19 +101,6 @@ def _register_config(path: str) -> str:
         raise ClipganError(f"{p} is not an open_clip model config (needs embed_dim, vision_cfg, text_cfg)")
     open_clip.add_model_config(p)
     return p.stem
-
-
-def _explain(arch: str, weights: str, e: Exception) -> str:
-    import open_clip
-
-    msg = str(e)
-    if "not a known tag" in msg or "not found" in msg:
-        tags = open_clip.list_pretrained_tags_by_model(arch) if not arch.endswith(".json") else []
-        known = f"; known tags: {', '.join(tags)}" if tags else ""
-        return f"CLIP weights {weights!r} for {arch} are neither a file nor a known tag{known}"
-    if "download" in msg.lower():
-        return f"could not download CLIP weights {arch}:{weights} (no internet?); pass a local file instead"
-    return f"CLIP weights {weights} could not be loaded into {arch} ({_first_line(e)})"
 
 
 def _first_line(e: Exception) -> str:
