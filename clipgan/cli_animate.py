@@ -14,11 +14,10 @@ import typer
 
 from clipgan.animate import EASINGS, MODES, MorphOptions, RestyleOptions, ZoomOptions
 from clipgan.cli import app, notices, user_errors
-from clipgan.config import Augment, InitNoise, Optimizer, Precision, Settings
+from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError
 
 D, M, Z, R = Settings(), MorphOptions(), ZoomOptions(), RestyleOptions()
-DEFAULT_FPS = 24.0
 
 MorphMode = Enum("MorphMode", {m: m for m in MODES}, type=str)
 Easing = Enum("Easing", {e: e for e in EASINGS}, type=str)

@@ -14,13 +14,11 @@ from typing import Annotated, Optional
 import typer
 
 from clipgan.cli import app, notices, user_errors
-from clipgan.config import Precision, Settings
+from clipgan.config import FEATHER_PX, UPSCALE_STEPS, Precision, Settings
 from clipgan.errors import ClipganError
 
 D = Settings()
 RUN, MODELS = "Run", "Models"
-UPSCALE_STEPS = 20  # mirrors clipgan.edit.UPSCALE_STEPS, which imports torch; a test keeps them equal
-FEATHER_PX = 8  # mirrors clipgan.edit.FEATHER_PX
 
 # Options shared by the commands that run the optimization, as typer annotations.
 Iterations = Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)]

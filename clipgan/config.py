@@ -12,6 +12,10 @@ from enum import Enum
 from clipgan.errors import ClipganError
 from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_VQGAN
 
+DEFAULT_FPS = 24.0  # videos: progress, morph and zoom
+FEATHER_PX = 8  # edit seams: the soft band reaches 2 * FEATHER_PX px outside a mask
+UPSCALE_STEPS = 20  # refinement steps after upscaling
+
 
 class Optimizer(str, Enum):
     adam = "adam"

@@ -19,15 +19,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from clipgan.config import Settings
+from clipgan.config import FEATHER_PX, UPSCALE_STEPS, Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError
 from clipgan.io import open_image, to_pil, to_tensor
 from clipgan.optimize import Guide, Step, iterate
 
-FEATHER_PX = 8  # default seam width: the soft band reaches 2 * FEATHER_PX px outside the mask
 FOCUS = 0.8  # share of cutouts centred on a masked pixel; the rest keep the whole picture in view
-UPSCALE_STEPS = 20  # refinement steps after upscaling
 SIDES = ("left", "right", "top", "bottom")
 
 ImageLike = Union[str, Path, Image.Image]

@@ -7,7 +7,6 @@ frames in memory, and goes to a temporary name that replaces the output only on 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -16,6 +15,7 @@ from typing import Iterator
 
 from PIL import Image
 
+from clipgan.config import DEFAULT_FPS
 from clipgan.errors import ClipganError
 from clipgan.io import atomic_path, check_output
 
@@ -71,7 +71,7 @@ class VideoWriter:
     repeating the edge, because yuv420p needs even sizes.
     """
 
-    def __init__(self, path: str | Path, fps: float = 24):
+    def __init__(self, path: str | Path, fps: float = DEFAULT_FPS):
         self.path = check_video_output(path)
         self.fps = check_fps(fps)
         self.frames = 0

@@ -253,11 +253,6 @@ def test_generate_upscaled(tiny, tiny_settings):
     assert len(result.losses) == tiny_settings["iterations"] + 1
 
 
-def test_cli_mirrors_library_defaults():
-    assert clipgan.cli_edit.UPSCALE_STEPS == edit.UPSCALE_STEPS
-    assert clipgan.cli_edit.FEATHER_PX == edit.FEATHER_PX
-
-
 # ---------------------------------------------------------------- start from a sketch
 
 def _example():

@@ -1,0 +1,263 @@
+"""`clipgan generate` and `clipgan resume`: a run with its progress bar, saved frames, progress
+video, and a resumable state file when it is interrupted (Ctrl-C or SIGTERM)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from clipgan.cli import CUT, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN, D, app, given, notices, user_errors
+from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings
+from clipgan.errors import ClipganError, NumericError
+
+INTERRUPTED = 130  # the shell's code for Ctrl-C
+
+
+@dataclass
+class Job:
+    """Where a run's files go: saved in the state file, so `clipgan resume` writes the same ones."""
+
+    output: Path
+    save_every: int = 0
+    frames_dir: Path | None = None
+    video: Path | None = None
+    fps: float = DEFAULT_FPS
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Job":
+        paths = {k: Path(v) if k in ("output", "frames_dir", "video") and v is not None else v for k, v in data.items()}
+        return cls(**paths)
+
+
+def state_path(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.state.pt")
+
+
+def default_output(prompts: list[str]) -> Path:
+    """A new file named after the first prompt, never one that exists."""
+    stem = re.sub(r"[^a-z0-9]+", "-", (prompts[0] if prompts else "clipgan").lower()).strip("-")[:60] or "clipgan"
+    path, n = Path(f"{stem}.png"), 1
+    while path.exists():
+        path, n = Path(f"{stem}-{n}.png"), n + 1
+    return path
+
+
+@app.command()
+@user_errors
+def generate(
+    ctx: typer.Context,
+    prompts: Annotated[Optional[list[str]], typer.Argument(help='Text prompts "text:weight:stop"; "a | b" holds two.', show_default=False)] = None,
+    iterations: Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)] = D.iterations,
+    change_prompt_every: Annotated[int, typer.Option(help='Steps per part of a story prompt "a ^ b ^ c" (0: spread over the run).', rich_help_panel=PROMPTS)] = D.change_prompt_every,
+    size: Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=OUTPUT)] = D.size,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="png, jpg or webp; default: named after the prompt.", rich_help_panel=OUTPUT)] = None,
+    save_every: Annotated[int, typer.Option(help="Rewrite the output every N steps (0: only at the end).", rich_help_panel=OUTPUT)] = 0,
+    frames_dir: Annotated[Optional[Path], typer.Option(help="With --save-every, also write numbered frames here.", rich_help_panel=OUTPUT)] = None,
+    video: Annotated[Optional[Path], typer.Option(help="Progress video (mp4, webm, gif): a frame every --save-every steps (every step if 0).", rich_help_panel=OUTPUT)] = None,
+    fps: Annotated[float, typer.Option(help="Frames per second of --video.", rich_help_panel=OUTPUT)] = DEFAULT_FPS,
+    image_prompt: Annotated[Optional[list[str]], typer.Option(help="Image prompt path[:weight[:stop]]; repeatable.", rich_help_panel=PROMPTS)] = None,
+    init_image: Annotated[Optional[str], typer.Option(help="Start from this image.", rich_help_panel=INIT)] = D.init_image,
+    init_weight: Annotated[float, typer.Option(help="Pull towards the starting latent.", rich_help_panel=INIT)] = D.init_weight,
+    init_noise: Annotated[InitNoise, typer.Option(help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=INIT)] = InitNoise(D.init_noise),
+    tv_weight: Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)] = D.tv_weight,
+    cutn: Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)] = D.cutn,
+    cut_pow: Annotated[float, typer.Option(help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)] = D.cut_pow,
+    augments: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(a.value for a in Augment)}.", rich_help_panel=CUT)] = ",".join(D.augments),
+    optimizer: Annotated[Optimizer, typer.Option(help="torch optimizer.", rich_help_panel=OPT)] = Optimizer(D.optimizer),
+    lr: Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=OPT)] = D.lr,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (default: drawn and printed).", rich_help_panel=RUN)] = D.seed,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)] = D.device,
+    precision: Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)] = Precision(D.precision),
+    low_memory: Annotated[bool, typer.Option(help="Recompute decoder activations in the backward pass: much less memory, somewhat slower.", rich_help_panel=RUN)] = D.low_memory,
+    vqgan: Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)] = D.vqgan,
+    vqgan_config: Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)] = D.vqgan_config,
+    vqgan_checkpoint: Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)] = D.vqgan_checkpoint,
+    clip: Annotated[Optional[list[str]], typer.Option(help=f"ARCH:WEIGHTS (open_clip name or config .json : tag or file); repeat for an ensemble. Default: {','.join(D.clip)}.", rich_help_panel=MODELS)] = None,
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)] = D.trust_checkpoint,
+    from_png: Annotated[Optional[Path], typer.Option(help="Rerun the settings stored in a clipgan image; other flags override.", rich_help_panel=RUN)] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)] = False,
+):
+    """Generate an image from text (and image) prompts."""
+    from clipgan.io import check_output, read_settings
+
+    values = dict(prompts=prompts or [], iterations=iterations, change_prompt_every=change_prompt_every, size=size, image_prompts=image_prompt or [],
+                  init_image=init_image, init_weight=init_weight, init_noise=init_noise, tv_weight=tv_weight,
+                  cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer, lr=lr, seed=seed,
+                  device=device, precision=precision, low_memory=low_memory, vqgan=vqgan, vqgan_config=vqgan_config,
+                  vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip), trust_checkpoint=trust_checkpoint)
+    params = {"prompts": "prompts", "image_prompts": "image_prompt"}
+    typed = set(given(ctx, [params.get(k, k) for k in values]))
+    if from_png:
+        base = Settings.from_dict(read_settings(from_png))
+        changes = {k: v for k, v in values.items() if params.get(k, k) in typed}
+    else:
+        base, changes = Settings(), values
+    settings = base.replace(**changes)
+    output = check_output(output or default_output(settings.prompts))
+    if save_every < 0:
+        raise ClipganError(f"save-every must be 0 or more, got {save_every}")
+    if frames_dir is not None and not frames_dir.parent.is_dir():
+        raise ClipganError(f"folder for frames does not exist: {frames_dir.parent}")
+    if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
+        raise ClipganError(f"--frames-dir {frames_dir} is a file, not a folder")
+    if video is not None:
+        from clipgan.video import check_fps, check_video_output
+
+        check_video_output(video)
+        check_fps(fps)
+    check_inputs(settings)
+    job = Job(output, save_every, frames_dir, video, fps)
+    run_job(settings, job, quiet)
+
+
+def check_inputs(settings: Settings) -> None:
+    """Cheap checks before any model loads: prompts parse, local image files are images."""
+    from clipgan.io import open_image
+    from clipgan.prompts import parse_prompts
+
+    texts, images = parse_prompts(settings.prompts), parse_prompts(settings.image_prompts)
+    if not texts and not images:
+        raise ClipganError("give at least one text prompt or --image-prompt")
+    for src in [p.text for p in images] + ([settings.init_image] if settings.init_image else []):
+        if not src.startswith(("http://", "https://")):  # URLs are fetched once, by the run
+            open_image(src)
+
+
+def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = None):
+    """Runs generate with progress, saves and video; on Ctrl-C/SIGTERM saves image + state, exit 130."""
+    from tqdm import tqdm
+
+    from clipgan.io import save_image, to_pil
+    from clipgan.pipeline import draw_seed, resume_state, rng_state
+    from clipgan.pipeline import generate as run_generate
+
+    drawn = settings.seed is None
+    if drawn:  # drawn here so that intermediate saves carry it too
+        settings = settings.replace(seed=draw_seed())
+    bar, last = None, {}
+    losses = list(resume.get("losses", [])) if resume else []
+    video_every = job.save_every or 1
+
+    def on_step(step):
+        nonlocal bar
+        if bar is None:  # made at the first step, so a run that fails while loading prints only its error
+            if drawn and not quiet:
+                tqdm.write(f"seed: {settings.seed}", file=sys.stderr)
+            bar = tqdm(total=settings.iterations, initial=step.index, disable=quiet, unit="step", dynamic_ncols=True)
+        losses.append(step.loss)
+        last.update(step=step, rng=rng_state())
+        bar.update(1)
+        bar.set_postfix(loss=f"{step.loss:.4f}")
+        if video is not None and (step.index + 1) % video_every == 0:
+            video.append(step.image)
+        if job.save_every and (step.index + 1) % job.save_every == 0:
+            image = to_pil(step.image)
+            save_image(image, job.output, settings.to_dict())
+            if job.frames_dir is not None:
+                job.frames_dir.mkdir(exist_ok=True)
+                save_image(image, job.frames_dir / f"{step.index + 1:05d}.png")
+
+    try:
+        with notices(quiet), _sigterm_interrupts(), _video(job) as video:
+            result = run_generate(settings=settings, callback=on_step, resume=resume)
+    except KeyboardInterrupt:
+        _close(bar)
+        if not last:
+            raise typer.Exit(INTERRUPTED) from None
+        save_image(to_pil(last["step"].image), job.output, settings.to_dict())
+        state = {**resume_state(last["step"], settings, losses, last["rng"]), "job": job.to_dict()}
+        _save_state(state, state_path(job.output))
+        typer.echo(f"interrupted at step {last['step'].index + 1}; image saved to {job.output}; "
+                   f"resume with: clipgan resume {state_path(job.output)}", err=True)
+        raise typer.Exit(INTERRUPTED) from None
+    except NumericError:
+        _close(bar)
+        if last:  # keep the last good picture
+            save_image(to_pil(last["step"].image), job.output, settings.to_dict())
+        raise
+    _close(bar)
+    save_image(result.image, job.output, result.settings.to_dict())
+    if not quiet:
+        typer.echo(f"saved {job.output} (seed {result.seed})" + (f" and {job.video}" if job.video else ""))
+    return result
+
+
+@app.command()
+@user_errors
+def resume(
+    state: Annotated[Path, typer.Argument(help="A .state.pt file written when a run was interrupted.")],
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.")] = False,
+):
+    """Finish an interrupted run; on CPU with a seed, the image equals an uninterrupted run's."""
+    data = _load_state(state)
+    job = Job.from_dict(data["job"])
+    run_job(Settings.from_dict(data["settings"]), job, quiet, resume=data)
+    if state.resolve() == state_path(job.output).resolve():
+        state.unlink(missing_ok=True)
+
+
+def _close(bar) -> None:
+    if bar is not None:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _video(job: Job):
+    if job.video is None:
+        yield None
+        return
+    from clipgan.video import VideoWriter
+
+    with VideoWriter(job.video, fps=job.fps) as writer:
+        yield writer
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (a scheduler stopping the job) saves state like Ctrl-C; only while a run is going."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _save_state(state: dict, path: Path) -> None:
+    import torch
+
+    from clipgan.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(path: Path) -> dict:
+    import torch
+
+    if not path.is_file():
+        raise ClipganError(f"state file not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise ClipganError(f"{path} is not a readable clipgan state file") from None
+    if not isinstance(data, dict) or data.get("kind") != "generate" or "job" not in data:
+        raise ClipganError(f"{path} is not a clipgan generate state file")
+    return data
