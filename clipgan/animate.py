@@ -321,10 +321,7 @@ class _Runner:
     """Short iterate() runs with the settings' optimizer, and text guides cached by prompt set."""
 
     def __init__(self, s: Settings, models: "Models", callback: StepCallback | None):
-        from clipgan.pipeline import resolve_dtype
-
         self.s, self.models, self.callback = s, models, callback
-        self.dtype = resolve_dtype(s.precision, models.device)
         self._guides: dict[tuple[str, ...], list] = {}
 
     def guides(self, prompts: Sequence[str]) -> list["Guide"]:
@@ -337,10 +334,11 @@ class _Runner:
 
     def run(self, guides, z: "Tensor", steps: int) -> "Step":
         from clipgan.optimize import iterate
+        from clipgan.pipeline import iterate_options
 
-        s, last = self.s, None
-        for last in iterate(self.models.vqgan, guides, z, steps=steps, lr=s.lr, optimizer=s.optimizer,
-                            init_weight=s.init_weight, tv_weight=s.tv_weight, dtype=self.dtype):
+        last = None
+        options = {**iterate_options(self.s, self.models.device), "steps": steps}
+        for last in iterate(self.models.vqgan, guides, z, **options):
             if self.callback is not None:
                 self.callback(last)
         return last

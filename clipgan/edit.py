@@ -9,7 +9,6 @@ Masks: white (>= 0.5) = regenerate, black = keep.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Union
@@ -127,16 +126,6 @@ def _as_image(image: ImageLike) -> Image.Image:
     return (image if isinstance(image, Image.Image) else open_image(image)).convert("RGB")
 
 
-def _iterate_options(s: Settings, models) -> dict:
-    from clipgan.pipeline import resolve_dtype
-
-    opts = dict(steps=s.iterations, lr=s.lr, optimizer=s.optimizer, init_weight=s.init_weight,
-                tv_weight=s.tv_weight, dtype=resolve_dtype(s.precision, models.device))
-    if "low_memory" in inspect.signature(iterate).parameters:  # once the core has it
-        opts["low_memory"] = s.low_memory
-    return opts
-
-
 def _pad_to(t: Tensor, factor: int, mode: str) -> Tensor:
     """Pad right/bottom up to a multiple of the VQGAN factor (cropped away afterwards)."""
     h, w = t.shape[-2:]
@@ -149,7 +138,7 @@ def _pad_to(t: Tensor, factor: int, mode: str) -> Tensor:
 def _run(s: Settings, models, z: Tensor, z_mask: Tensor | None, pixel_mask: Tensor | None,
          callback: Callable[[Step], None] | None) -> tuple[Step, list[float]]:
     """The ordinary loop from z; with a mask, only its cells move and cutouts look at it."""
-    from clipgan.pipeline import build_guides
+    from clipgan.pipeline import build_guides, iterate_options
 
     guides = build_guides(s, models)
     if pixel_mask is not None:
@@ -166,7 +155,7 @@ def _run(s: Settings, models, z: Tensor, z_mask: Tensor | None, pixel_mask: Tens
 
         guides = (lambda i, at=guides: refocus(at(i))) if callable(guides) else refocus(guides)
     losses, last = [], None
-    for last in iterate(models.vqgan, guides, z, z_init=z, z_mask=z_mask, **_iterate_options(s, models)):
+    for last in iterate(models.vqgan, guides, z, z_init=z, z_mask=z_mask, **iterate_options(s, models.device)):
         losses.append(last.loss)
         if callback is not None:
             callback(last)

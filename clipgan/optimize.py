@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from clipgan.config import Settings
 from clipgan.cutouts import Cutouts
 from clipgan.errors import NumericError
+from clipgan.models import lowmem
 from clipgan.losses import clamp_with_grad, init_loss, prompt_loss, tv_loss, vector_quantize
 
 OPTIMIZERS = {
@@ -88,6 +89,7 @@ def iterate(
     optimizer_state: dict | None = None,
     z_init: Tensor | None = None,
     z_mask: Tensor | None = None,
+    low_memory: bool = Settings.low_memory,
 ) -> Iterator[Step]:
     """Optimize latent `z` (B, C, h, w) so that CLIP finds the decoded image close to the targets.
 
@@ -97,7 +99,15 @@ def iterate(
     the z and optimizer state of a step's `snapshot()` with `start` at its `next_step`, and
     the run's first z as `z_init` (what `init_weight` pulls towards). `z_mask` (bool, broadcast
     to z) limits the change to some latent cells: the others keep their value in z.
+    `low_memory` recomputes the decoder's activations in the backward pass (same gradients).
     """
+    with lowmem.low_memory(vqgan, low_memory):
+        yield from _iterate(vqgan, guides, z, steps, lr, optimizer, init_weight, tv_weight, dtype,
+                            start, optimizer_state, z_init, z_mask)
+
+
+def _iterate(vqgan, guides, z, steps, lr, optimizer, init_weight, tv_weight, dtype,
+             start, optimizer_state, z_init, z_mask) -> Iterator[Step]:
     z_init = (z if z_init is None else z_init).detach().clone()
     z = z.detach().clone().requires_grad_(True)
     z_keep = z.detach().clone() if z_mask is not None else None

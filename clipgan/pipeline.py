@@ -73,6 +73,12 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def iterate_options(s: Settings, device: torch.device) -> dict:
+    """The keyword arguments of `iterate` that come from settings, for every caller alike."""
+    return dict(steps=s.iterations, lr=s.lr, optimizer=s.optimizer, init_weight=s.init_weight,
+                tv_weight=s.tv_weight, dtype=resolve_dtype(s.precision, device), low_memory=s.low_memory)
+
+
 def load_models(settings: Settings) -> Models:
     from clipgan.models import registry
     from clipgan.models.clip import load_clip
@@ -218,9 +224,7 @@ def generate(
         torch.set_rng_state(resume["rng"])
         if resume.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(resume["cuda_rng"])
-    dtype = resolve_dtype(s.precision, models.device)
-    steps = iterate(models.vqgan, guides, z, steps=s.iterations, lr=s.lr, optimizer=s.optimizer,
-                    init_weight=s.init_weight, tv_weight=s.tv_weight, dtype=dtype,
+    steps = iterate(models.vqgan, guides, z, **iterate_options(s, models.device),
                     start=start, optimizer_state=opt_state, z_init=z0)
     for last in steps:
         losses.append(last.loss)
