@@ -18,6 +18,7 @@ from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision
 from clipgan.errors import ClipganError, NumericError
 
 INTERRUPTED = 130  # the shell's code for Ctrl-C
+EDIT = "Inpaint and upscale"
 
 
 @dataclass
@@ -69,6 +70,10 @@ def generate(
     init_image: Annotated[Optional[str], typer.Option(help="Start from this image.", rich_help_panel=INIT)] = D.init_image,
     init_weight: Annotated[float, typer.Option(help="Pull towards the starting latent.", rich_help_panel=INIT)] = D.init_weight,
     init_noise: Annotated[InitNoise, typer.Option(help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=INIT)] = InitNoise(D.init_noise),
+    mask: Annotated[Optional[str], typer.Option(help="With --init-image: regenerate only the white part; black stays exactly as it was. The picture keeps its own size.", rich_help_panel=EDIT)] = D.mask,
+    feather: Annotated[int, typer.Option(help="Seam of --mask in px: the new part blends in over 2x this outside the mask.", rich_help_panel=EDIT)] = D.feather,
+    upscale: Annotated[Optional[float], typer.Option(help="Enlarge the result by this factor (>1), then refine it at the larger size.", rich_help_panel=EDIT)] = D.upscale,
+    upscale_steps: Annotated[int, typer.Option(help="Refinement steps at the larger size (with --upscale).", rich_help_panel=EDIT)] = D.upscale_steps,
     tv_weight: Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)] = D.tv_weight,
     cutn: Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)] = D.cutn,
     cut_pow: Annotated[float, typer.Option(help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)] = D.cut_pow,
@@ -91,7 +96,8 @@ def generate(
     from clipgan.io import check_output, read_settings
 
     values = dict(prompts=prompts or [], iterations=iterations, change_prompt_every=change_prompt_every, size=size, image_prompts=image_prompt or [],
-                  init_image=init_image, init_weight=init_weight, init_noise=init_noise, tv_weight=tv_weight,
+                  init_image=init_image, init_weight=init_weight, init_noise=init_noise, mask=mask, feather=feather,
+                  upscale=upscale, upscale_steps=upscale_steps, tv_weight=tv_weight,
                   cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer, lr=lr, seed=seed,
                   device=device, precision=precision, low_memory=low_memory, vqgan=vqgan, vqgan_config=vqgan_config,
                   vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip), trust_checkpoint=trust_checkpoint)
@@ -121,20 +127,28 @@ def generate(
 
 
 def check_inputs(settings: Settings) -> None:
-    """Cheap checks before any model loads: prompts parse, local image files are images."""
+    """Cheap checks before any model loads: prompts parse, local image files are images, a mask
+    has something to regenerate."""
     from clipgan.io import open_image
     from clipgan.prompts import parse_prompts
 
     texts, images = parse_prompts(settings.prompts), parse_prompts(settings.image_prompts)
     if not texts and not images:
         raise ClipganError("give at least one text prompt or --image-prompt")
-    for src in [p.text for p in images] + ([settings.init_image] if settings.init_image else []):
-        if not src.startswith(("http://", "https://")):  # URLs are fetched once, by the run
-            open_image(src)
+    local = [src for src in [p.text for p in images] + [settings.init_image, settings.mask]
+             if src and not src.startswith(("http://", "https://"))]  # URLs are fetched once, by the run
+    opened = {src: open_image(src) for src in local}
+    if settings.mask in opened and settings.init_image in opened:
+        from clipgan.edit import hard, load_mask
+
+        if not hard(load_mask(opened[settings.mask], opened[settings.init_image].size)).any():
+            raise ClipganError(f"the mask {settings.mask} is all black: nothing to regenerate")
 
 
 def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = None):
-    """Runs generate with progress, saves and video; on Ctrl-C/SIGTERM saves image + state, exit 130."""
+    """Runs generate with progress, saves and video; on Ctrl-C/SIGTERM saves image + state, exit 130
+    (the image only for masked and upscaled runs)."""
+    from PIL import Image
     from tqdm import tqdm
 
     from clipgan.io import save_image, to_pil
@@ -144,28 +158,36 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
     drawn = settings.seed is None
     if drawn:  # drawn here so that intermediate saves carry it too
         settings = settings.replace(seed=draw_seed())
-    bar, last = None, {}
+    # masked and upscaled runs go through clipgan.edit: saved as they go, but not resumable
+    resumable = settings.mask is None and settings.upscale is None
+    total = settings.iterations + (settings.upscale_steps if settings.upscale is not None else 0)
+    bar, last, done = None, {}, 0  # done: steps so far over all runs (an upscale's refinement counts on)
     losses = list(resume.get("losses", [])) if resume else []
     video_every = job.save_every or 1
 
     def on_step(step):
-        nonlocal bar
+        nonlocal bar, done
         if bar is None:  # made at the first step, so a run that fails while loading prints only its error
             if drawn and not quiet:
                 tqdm.write(f"seed: {settings.seed}", file=sys.stderr)
-            bar = tqdm(total=settings.iterations, initial=step.index, disable=quiet, unit="step", dynamic_ncols=True)
+            done = step.index
+            bar = tqdm(total=total, initial=done, disable=quiet, unit="step", dynamic_ncols=True)
+        done += 1
         losses.append(step.loss)
-        last.update(step=step, rng=rng_state())
+        last.update(step=step, rng=rng_state() if resumable else None)
         bar.update(1)
         bar.set_postfix(loss=f"{step.loss:.4f}")
-        if video is not None and (step.index + 1) % video_every == 0:
-            video.append(step.image)
-        if job.save_every and (step.index + 1) % job.save_every == 0:
+        if video is not None and done % video_every == 0:
+            frame = step.image
+            if video.size is not None and tuple(frame.shape[-2:]) != video.size[::-1]:  # upscaled: keep the video's size
+                frame = to_pil(frame).resize(video.size, Image.LANCZOS)
+            video.append(frame)
+        if job.save_every and done % job.save_every == 0:
             image = to_pil(step.image)
             save_image(image, job.output, settings.to_dict())
             if job.frames_dir is not None:
                 job.frames_dir.mkdir(exist_ok=True)
-                save_image(image, job.frames_dir / f"{step.index + 1:05d}.png")
+                save_image(image, job.frames_dir / f"{done:05d}.png")
 
     try:
         with notices(quiet), _sigterm_interrupts(), _video(job) as video:
@@ -175,6 +197,10 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
         if not last:
             raise typer.Exit(INTERRUPTED) from None
         save_image(to_pil(last["step"].image), job.output, settings.to_dict())
+        if not resumable:
+            typer.echo(f"interrupted at step {done}; image so far saved to {job.output} "
+                       "(masked and upscaled runs cannot be resumed)", err=True)
+            raise typer.Exit(INTERRUPTED) from None
         state = {**resume_state(last["step"], settings, losses, last["rng"]), "job": job.to_dict()}
         _save_state(state, state_path(job.output))
         typer.echo(f"interrupted at step {last['step'].index + 1}; image saved to {job.output}; "
@@ -201,7 +227,10 @@ def resume(
     """Finish an interrupted run; on CPU with a seed, the image equals an uninterrupted run's."""
     data = _load_state(state)
     job = Job.from_dict(data["job"])
-    run_job(Settings.from_dict(data["settings"]), job, quiet, resume=data)
+    settings = Settings.from_dict(data["settings"])
+    if settings.mask is not None or settings.upscale is not None:  # never written by clipgan: refused before work
+        raise ClipganError(f"{state} is a masked or upscaled run, and those cannot be resumed")
+    run_job(settings, job, quiet, resume=data)
     if state.resolve() == state_path(job.output).resolve():
         state.unlink(missing_ok=True)
 

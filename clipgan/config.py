@@ -6,6 +6,8 @@ No torch here: the CLI imports this module to build its help text.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -63,7 +65,11 @@ class Settings:
     init_image: str | None = None
     init_weight: float = 0.0  # pulls z towards its starting point
     init_noise: str = InitNoise.codes.value
+    mask: str | None = None  # with init_image: white = regenerate, black = keep exactly (inpainting)
+    feather: int = FEATHER_PX  # px; the mask's seam blends over 2 * feather px outside it
     tv_weight: float = 0.0  # total variation: smooths the decoded image
+    upscale: float | None = None  # >1: after the run, enlarge by this and refine at the larger size
+    upscale_steps: int = UPSCALE_STEPS
     cutn: int = 32
     cut_pow: float = 1.0  # >1 favours small crops
     augments: tuple[str, ...] = DEFAULT_AUGMENTS
@@ -103,6 +109,8 @@ class Settings:
         for name in ("prompts", "image_prompts"):
             value = getattr(self, name)
             setattr(self, name, [value] if isinstance(value, str) else list(value))
+        if isinstance(self.mask, os.PathLike):
+            self.mask = os.fspath(self.mask)
         if isinstance(self.clip, str):
             self.clip = (self.clip,)
         if isinstance(self.augments, str):
@@ -147,6 +155,20 @@ class Settings:
             raise ClipganError("--vqgan-config and --vqgan-checkpoint go together")
         if not self.clip:
             raise ClipganError("at least one --clip model is needed")
+        if self.mask is not None and not isinstance(self.mask, str):
+            raise ClipganError("mask must be a file path or URL (clipgan.edit.inpaint takes images and tensors)")
+        if self.mask is not None and not self.init_image:
+            raise ClipganError("--mask needs --init-image (the picture whose masked part is regenerated)")
+        _check_type(self.feather, int, "feather")
+        if self.feather < 0:
+            raise ClipganError(f"feather must be 0 or more, got {self.feather}")
+        if self.upscale is not None:
+            _check_type(self.upscale, (int, float), "upscale")
+            if not (self.upscale > 1 and math.isfinite(self.upscale)):
+                raise ClipganError(f"upscale must be more than 1, got {self.upscale:g}")
+        _check_type(self.upscale_steps, int, "upscale-steps")
+        if self.upscale_steps < 1:
+            raise ClipganError(f"upscale-steps must be at least 1, got {self.upscale_steps}")
         if self.seed is not None:
             _check_type(self.seed, int, "seed")
             if not 0 <= self.seed < 2**63:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from clipgan.config import FEATHER_PX, UPSCALE_STEPS, Settings
+from clipgan.config import UPSCALE_STEPS, Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError
 from clipgan.io import open_image, to_pil, to_tensor
@@ -175,6 +175,7 @@ def _prepare(prompts, settings: dict, models):
 def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, soft: Tensor, callback):
     """Run from `init` with only the masked cells free, then paste the result over `base`
     through `soft`. All (1, C, H, W) at any size: the run pads to the VQGAN factor and crops.
+    The callback's steps carry the pasted picture too (what a saved frame should show).
     Returns (composited image, last step, losses)."""
     f = models.vqgan.factor
     h, w = init.shape[-2:]
@@ -184,20 +185,28 @@ def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, 
     run = s.replace(size=(canvas.shape[-1], canvas.shape[-2]))
     with torch.no_grad():
         z = models.vqgan.encode(canvas)
-    last, losses = _run(run, models, z, latent_mask(canvas_mask, f), canvas_mask, callback)
-    generated = last.image[..., :h, :w].float()
-    return composite(generated, base.to(generated.device), soft.to(generated.device)), last, losses
+    base, soft = base.to(init.device), soft.to(init.device)
+
+    def pasted(image: Tensor) -> Tensor:
+        return composite(image[..., :h, :w].float(), base, soft)
+
+    # the callback sees the picture as it would be saved: cropped and pasted over the original
+    show = None if callback is None else (lambda step: callback(replace(step, image=pasted(step.image))))
+    last, losses = _run(run, models, z, latent_mask(canvas_mask, f), canvas_mask, show)
+    return pasted(last.image), last, losses
 
 
 # ---------------------------------------------------------------- inpainting
 
 def inpaint(prompts, init_image: ImageLike, mask: MaskLike, *, models=None,
-            callback: Callable[[Step], None] | None = None, feather_px: int = FEATHER_PX, **settings):
+            callback: Callable[[Step], None] | None = None, feather_px: int | None = None, **settings):
     """Regenerate the masked part of `init_image` (white = regenerate) after the prompts.
 
     The picture is used at its own size (`size` is ignored and recorded as the picture's);
     sides that are not a multiple of the VQGAN factor are padded for the run and cropped after.
-    Pixels farther than 2 * feather_px from the mask equal the input exactly.
+    Pixels farther than 2 * feather_px (default: the settings' `feather`) from the mask equal
+    the input exactly. When picture and mask are files, the Result's settings name both, so
+    `generate(settings=result.settings)` runs the same inpainting again.
     """
     from clipgan.pipeline import Result
 
@@ -205,13 +214,16 @@ def inpaint(prompts, init_image: ImageLike, mask: MaskLike, *, models=None,
         raise ClipganError("a mask needs an --init-image to edit")
     picture = _as_image(init_image)
     s, models = _prepare(prompts, settings, models)
-    s = s.replace(size=picture.size, init_image=str(init_image) if isinstance(init_image, (str, Path)) else s.init_image)
+    files = isinstance(init_image, (str, Path))
+    s = s.replace(size=picture.size, init_image=str(init_image) if files else s.init_image,
+                  mask=str(mask) if files and isinstance(mask, (str, Path)) else None,
+                  feather=s.feather if feather_px is None else feather_px)
     m = mask if isinstance(mask, Tensor) else load_mask(mask, picture.size)
     if m.shape[-2:] != (picture.height, picture.width):
         raise ClipganError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the picture is {picture.width}x{picture.height}")
     image = to_tensor(picture, device=models.device)
     m = m.float().to(models.device)
-    out, last, losses = _masked_edit(s, models, image, image, m, feather(m, feather_px), callback)
+    out, last, losses = _masked_edit(s, models, image, image, m, feather(m, s.feather), callback)
     return Result(to_pil(out), s.seed, s, losses, last.z)
 
 
@@ -270,22 +282,22 @@ def grow(image: Tensor, extend: Mapping[str, int], fill: str = "replicate") -> t
 
 
 def outpaint(image: ImageLike, prompts, *, extend: Mapping[str, int], models=None,
-             callback: Callable[[Step], None] | None = None, feather_px: int = FEATHER_PX,
+             callback: Callable[[Step], None] | None = None, feather_px: int | None = None,
              fill: str = "replicate", **settings):
     """Grow the canvas by `extend` (pixels per side) and fill the new area after the prompts.
 
     The result is exactly (left + W + right) x (top + H + bottom): no rounding is visible.
     When that is not a multiple of the VQGAN factor, the run pads right/bottom up to the next
     multiple and crops it off. The original pixels are kept exactly; the seam is feathered
-    inward, over the first 2 * feather_px px of the new area.
+    inward, over the first 2 * feather_px px of the new area (default: the settings' `feather`).
     """
     from clipgan.pipeline import Result
 
     picture = _as_image(image)
     s, models = _prepare(prompts, settings, models)
     start, border, mask = grow(to_tensor(picture, device=models.device), extend, fill)
-    s = s.replace(size=(start.shape[-1], start.shape[-2]))
-    soft = 1 - feather(1 - mask, feather_px)  # exactly 0 on the original, 1 deep in the new area
+    s = s.replace(size=(start.shape[-1], start.shape[-2]), feather=s.feather if feather_px is None else feather_px)
+    soft = 1 - feather(1 - mask, s.feather)  # exactly 0 on the original, 1 deep in the new area
     out, last, losses = _masked_edit(s, models, start, border, mask, soft, callback)
     return Result(to_pil(out), s.seed, s, losses, last.z)
 
@@ -316,18 +328,33 @@ def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPS
     return Result(to_pil(last.image), s.seed, s, losses, last.z)
 
 
-def generate_upscaled(prompts=(), *, upscale_factor: float = 2, upscale_steps: int = UPSCALE_STEPS, models=None,
-                      callback: Callable[[Step], None] | None = None, **settings):
-    """`generate`, then `upscale` its picture with the same prompts and models (for --upscale).
+def generate_upscaled(prompts=(), *, upscale_factor: float | None = None, upscale_steps: int | None = None,
+                      models=None, callback: Callable[[Step], None] | None = None, **settings):
+    """`generate` (or `inpaint`, with a mask), then `upscale` its picture with the same prompts
+    and models. Factor and steps default to the settings' `upscale` (else 2) and `upscale_steps`.
 
-    The Result holds the upscaled picture and the settings of the generating run (so that
-    rerunning them with the same upscale gives the same picture).
+    The callback sees the steps of both runs, each run counting its own from 0. The Result
+    holds the upscaled picture and the settings of the generating run with the upscale added
+    (so that `generate(settings=result.settings)` gives the same picture again).
     """
     from clipgan.pipeline import generate, load_models
 
     base = _settings(prompts, dict(settings))
+    base = base.replace(upscale=upscale_factor if upscale_factor is not None else base.upscale or 2,
+                        upscale_steps=base.upscale_steps if upscale_steps is None else upscale_steps)
     models = models or load_models(base)
-    first = generate(models=models, callback=callback, settings=base)
-    big = upscale(first.image, first.settings.prompts, factor=upscale_factor, steps=upscale_steps, models=models,
-                  callback=callback, settings=first.settings.replace(init_image=None))
-    return replace(first, image=big.image, losses=first.losses + big.losses, z=big.z)
+    first = generate(models=models, callback=callback, settings=base.replace(upscale=None))
+    big = upscale(first.image, first.settings.prompts, factor=base.upscale, steps=base.upscale_steps, models=models,
+                  callback=callback, settings=first.settings.replace(init_image=None, mask=None))
+    done = first.settings.replace(upscale=base.upscale, upscale_steps=base.upscale_steps)
+    return replace(first, image=big.image, settings=done, losses=first.losses + big.losses, z=big.z)
+
+
+def run_edit(s: Settings, *, models=None, callback: Callable[[Step], None] | None = None, resume: dict | None = None):
+    """What `generate` runs for settings with a `mask` (inpaint) or an `upscale` (both: inpaint, then upscale)."""
+    if resume is not None:
+        raise ClipganError("masked and upscaled runs cannot be resumed; run them again "
+                           "(with the same seed for the same picture)")
+    if s.upscale is not None:
+        return generate_upscaled(models=models, callback=callback, settings=s)
+    return inpaint((), s.init_image, s.mask, models=models, callback=callback, settings=s)

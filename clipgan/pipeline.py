@@ -16,6 +16,7 @@ from clipgan.config import Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError, ClipganNotice
 from clipgan.io import load_rgb, to_pil, to_tensor
+from clipgan.memory import check_memory
 from clipgan.optimize import Guide, GuideSchedule, Step, Target, iterate
 from clipgan.prompts import parse_prompts, parse_story, split_prompts
 
@@ -204,6 +205,9 @@ def generate(
     `callback(step)` sees every step (its decoded image included); pass `models` from
     `load_models` to reuse loaded models across calls; `resume` takes a `resume_state(...)`
     dict and finishes that run exactly as if it had never stopped.
+
+    With `mask` (and `init_image`) the run inpaints; with `upscale` it ends with a refinement
+    at the larger size: both are `clipgan.edit` functions, which cannot be resumed.
     """
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -211,6 +215,10 @@ def generate(
     if prompts:
         settings["prompts"] = list(prompts)
     s = base.replace(**settings)
+    if s.mask is not None or s.upscale is not None:
+        from clipgan.edit import run_edit
+
+        return run_edit(s, models=models, callback=callback, resume=resume)
     models = models or load_models(s)
     seed = s.seed if s.seed is not None else draw_seed()
     s = s.replace(seed=seed, size=fit_size(s.size, models.vqgan.factor))
@@ -224,6 +232,7 @@ def generate(
         torch.set_rng_state(resume["rng"])
         if resume.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(resume["cuda_rng"])
+    check_memory(s, models)  # refuse now rather than run out of memory mid-step
     steps = iterate(models.vqgan, guides, z, **iterate_options(s, models.device),
                     start=start, optimizer_state=opt_state, z_init=z0)
     for last in steps:
