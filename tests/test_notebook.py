@@ -1,0 +1,106 @@
+"""The Colab notebook runs top to bottom on a CPU (quick mode: CLIPGAN_NOTEBOOK_FAST=1 picks the
+bundled models, 64 px and a few steps) and leaves a picture, a morph video and links to both."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from clipgan.models.registry import VQGAN_MODELS, bundled_dir
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "clipgan_colab.ipynb"
+BUNDLED = (bundled_dir() / "toy-vqgan.ckpt").is_file() and (bundled_dir() / "toy-clip.safetensors").is_file()
+FAST_SIZE, FAST_MORPH_FRAMES = 64, 5  # what the quick-mode cell sets: 2 prompts, 4 frames per transition
+
+
+def read():
+    return nbformat.read(NOTEBOOK, as_version=4)
+
+
+def tagged(nb, tag: str) -> int:
+    [index] = [i for i, c in enumerate(nb.cells) if tag in c.get("metadata", {}).get("tags", [])]
+    return index
+
+
+def params(nb) -> dict[str, str]:
+    """NAME -> the text after #@param on the parameter cell's lines."""
+    source = nb.cells[tagged(nb, "parameters")].source
+    return dict(re.findall(r"^(\w+) = .*#@param\s*(.*)$", source, re.M))
+
+
+def test_notebook_is_valid_and_clean():
+    nb = read()
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, "commit the notebook without outputs"
+    install = next(c.source for c in nb.cells if c.cell_type == "code")
+    assert 'REPO_URL = "https://' in install and 'find_spec("clipgan") is None' in install
+
+
+def test_notebook_form_offers_known_models():
+    nb = read()
+    form = params(nb)
+    assert {"USE_BUNDLED_MODELS", "PROMPTS", "WIDTH", "HEIGHT", "ITERATIONS", "SEED", "VQGAN_MODEL",
+            "CLIP_MODEL"} <= set(form)
+    vqgans = json.loads(form["VQGAN_MODEL"])
+    assert vqgans and set(vqgans) <= set(VQGAN_MODELS)
+    import open_clip
+
+    known = {f"{arch}:{tag}" for arch, tag in open_clip.list_pretrained()}
+    assert set(json.loads(form["CLIP_MODEL"])) <= known
+
+
+def execute(tmp_path: Path, monkeypatch, inject: str | None = None):
+    """Runs the notebook in a fresh kernel whose working folder is tmp_path; returns it executed."""
+    nb = read()
+    if inject:
+        nb.cells.insert(tagged(nb, "model-settings") + 1, nbformat.v4.new_code_cell(inject))
+    monkeypatch.setenv("CLIPGAN_NOTEBOOK_FAST", "1")
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    return nb
+
+
+def check_results(nb, folder: Path) -> None:
+    from clipgan.video import iter_frames
+
+    [png] = folder.glob("outputs/clipgan-*.png")
+    assert Image.open(png).size == (FAST_SIZE, FAST_SIZE)
+    [mp4] = folder.glob("outputs/morph-*.mp4")
+    frames = list(iter_frames(mp4))
+    assert len(frames) == FAST_MORPH_FRAMES and frames[0].size == (FAST_SIZE, FAST_SIZE)
+
+    def outputs(marker: str) -> list:
+        [cell] = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
+        return cell.outputs
+
+    preview = [o for o in outputs("preview.update") if o.output_type == "display_data"]
+    assert any("image/png" in o.data for o in preview), "the live preview ends on the picture"
+    assert any("saved" in o.data.get("text/plain", "") for o in preview)
+    [video] = [o for o in outputs("VideoWriter") if o.output_type == "execute_result"]
+    assert "data:video/mp4;base64," in video.data["text/html"]
+    links = [o.data.get("text/html", "") for o in outputs("FileLink") if o.output_type == "display_data"]
+    assert any(png.name in link for link in links) and any(mp4.name in link for link in links)
+
+
+def test_notebook_runs_with_tiny_models(tmp_path, monkeypatch, tiny_models):
+    """The whole notebook, the bundled models swapped for the tiny random ones (a cell injected
+    after the model choice), so it runs before the bundled models exist."""
+    (yaml_path, ckpt_path), (config, weights) = tiny_models["vq"], tiny_models["clip"]
+    inject = (f"MODEL_SETTINGS = {{'vqgan_config': {str(yaml_path)!r}, 'vqgan_checkpoint': {str(ckpt_path)!r}, "
+              f"'clip': [{f'{config}:{weights}'!r}]}}")
+    check_results(execute(tmp_path, monkeypatch, inject), tmp_path)
+
+
+@pytest.mark.skipif(not BUNDLED, reason="bundled toy models not present yet")
+def test_notebook_runs_with_bundled_models(tmp_path, monkeypatch):
+    check_results(execute(tmp_path, monkeypatch), tmp_path)
