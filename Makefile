@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install test test-slow demo toy-models
+.PHONY: install test test-slow demo toy-models gallery docs
 
 install: $(STAMP)
 
@@ -23,3 +23,11 @@ demo: install
 
 toy-models: install
 	$(PY) -m clipgan.toyworld.train --out checkpoints
+
+# the README's pictures and GIF (docs/gallery/), made with the bundled models
+gallery: install
+	$(PY) examples/gallery.py --out docs/gallery
+
+# the README's CLI reference, regenerated from the typer app (tests/test_docs.py checks it)
+docs: install
+	$(PY) -m clipgan.docs

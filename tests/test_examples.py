@@ -133,3 +133,31 @@ def test_example_subprocess_writes_into_env_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     check_outputs("basic_generation", out, BUNDLED_SIZE)
     assert set(ROOT.iterdir()) == before
+
+
+# ---------------------------------------------------------------- the README's gallery
+
+def test_gallery_script_with_tiny_models(tiny_settings, tmp_path):
+    from clipgan.animate import morph_frame_count
+
+    gallery = load("gallery")
+    models = {k: v for k, v in tiny_settings.items() if k in ("vqgan_config", "vqgan_checkpoint", "clip", "device")}
+    written = gallery.main(["--out", str(tmp_path), "--size", str(SIZE), "--iterations", "2", "--frames", "2"],
+                           cutn=4, **models)
+    assert sorted(p.name for p in written) == sorted([*gallery.PICTURES, gallery.VIDEO])
+    for name in gallery.PICTURES:
+        assert Image.open(tmp_path / name).size == (SIZE, SIZE)
+    frames = video_frames(tmp_path / gallery.VIDEO)
+    assert len(frames) == morph_frame_count(len(gallery.MORPH), 2, loop=True)
+
+
+def test_readme_shows_the_gallery():
+    """Every file the gallery script makes is shown in the README; the committed ones stay small."""
+    gallery = load("gallery")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in [*gallery.PICTURES, gallery.VIDEO]:
+        assert f"docs/gallery/{name}" in readme
+    if gallery.DOCS.is_dir():  # present once `make gallery` has run with the bundled models
+        files = [gallery.DOCS / name for name in [*gallery.PICTURES, gallery.VIDEO]]
+        assert all(f.is_file() for f in files)
+        assert sum(f.stat().st_size for f in gallery.DOCS.iterdir()) < 1_000_000
