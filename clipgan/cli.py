@@ -36,6 +36,14 @@ def user_errors(fn):
         except ClipganError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
+        except (RuntimeError, MemoryError) as e:  # out of memory mid-run: advice, not a traceback
+            from clipgan.memory import out_of_memory_message
+
+            message = out_of_memory_message(e)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper
 

@@ -96,7 +96,7 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ClipganError(f"unknown setting(s): {', '.join(unknown)}")
+            raise ClipganError(f"unknown setting(s): {', '.join(k if k.isprintable() else repr(k) for k in unknown)}")
         return cls().replace(**data)
 
     def replace(self, **changes) -> "Settings":
@@ -108,14 +108,14 @@ class Settings:
     def _normalize(self) -> None:
         for name in ("prompts", "image_prompts"):
             value = getattr(self, name)
-            setattr(self, name, [value] if isinstance(value, str) else list(value))
+            setattr(self, name, [value] if isinstance(value, str) else _items(value, name))
         if isinstance(self.mask, os.PathLike):
             self.mask = os.fspath(self.mask)
         if isinstance(self.clip, str):
             self.clip = (self.clip,)
         if isinstance(self.augments, str):
             self.augments = tuple(a for a in self.augments.split(",") if a)
-        self.clip, self.augments = tuple(self.clip), tuple(self.augments)
+        self.clip, self.augments = tuple(_items(self.clip, "clip")), tuple(_items(self.augments, "augments"))
         for name in ("optimizer", "precision", "init_noise"):
             value = getattr(self, name)
             setattr(self, name, value.value if isinstance(value, Enum) else value)
@@ -125,7 +125,7 @@ class Settings:
             size = (size, size)
         try:
             self.size = (int(size[0]), int(size[1]))
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, LookupError, OverflowError):
             raise ClipganError(f"size must be two integers (width height), got {size!r}") from None
 
     def validate(self) -> None:
@@ -173,6 +173,13 @@ class Settings:
             _check_type(self.seed, int, "seed")
             if not 0 <= self.seed < 2**63:
                 raise ClipganError(f"seed must be between 0 and 2**63-1, got {self.seed}")
+
+
+def _items(value, name: str) -> list:
+    try:
+        return list(value)
+    except TypeError:  # a number where a list belongs (hand-edited JSON)
+        raise ClipganError(f"{name} must be a list, got {type(value).__name__}") from None
 
 
 def _check_type(value, types, name: str) -> None:

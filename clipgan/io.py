@@ -82,7 +82,7 @@ def read_settings(path: str | Path) -> dict:
         raise ClipganError(f"{path} carries no clipgan settings")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # also too deeply nested, or an int too long to convert
         raise ClipganError(f"the settings in {path} are not valid JSON") from None
     if not isinstance(data, dict):
         raise ClipganError(f"the settings in {path} are not a JSON object")

@@ -94,6 +94,8 @@ def parse_story(spec: str, iterations: int, every: int = 0) -> list[tuple[int, P
     for j, segment in enumerate(segments):
         m = _AT_STEP.match(segment)
         if m:
+            if len(m.group(1)) > 18:  # int() refuses thousands of digits; no run has that many steps
+                raise ClipganError(f"step number @{m.group(1)[:8]}... in prompt is too large")
             start, segment = int(m.group(1)), m.group(2)
         else:
             start = j * every if every else round(j * iterations / len(segments))
