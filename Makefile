@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install test test-slow demo toy-models gallery docs
+.PHONY: install test test-slow demo toy-models gallery docs bench
 
 install: $(STAMP)
 
@@ -19,7 +19,7 @@ test-slow: install
 	$(PY) -m pytest -q -m slow
 
 demo: install
-	.venv/bin/clipgan generate "a red circle on a blue background" -o demo.png
+	.venv/bin/clipgan generate "a red circle on a blue background"
 
 toy-models: install
 	$(PY) -m clipgan.toyworld.train --out checkpoints
@@ -31,3 +31,10 @@ gallery: install
 # the README's CLI reference, regenerated from the typer app (tests/test_docs.py checks it)
 docs: install
 	$(PY) -m clipgan.docs
+
+# speed and memory against the classic step (real architectures, random weights), then the
+# bundled-model quality benchmark; docs/benchmarks.md records a run
+bench: install
+	$(PY) -m clipgan.bench.speed --size 256 --cutn 32
+	$(PY) -m clipgan.bench.speed --memory --size 512 --cutn 32
+	$(PY) -m clipgan.toyworld.bench
