@@ -12,13 +12,14 @@ No perceptual or adversarial loss: flat shapes do not need them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from clipgan.toyworld import render as rw
@@ -37,8 +38,10 @@ class VQArch:
     n_embed: int = 512
     z_channels: int = 32
     resolution: int = 64
-    ch: int = 32  # taming's GroupNorm has 32 groups: channel counts must be multiples of 32
-    ch_mult: tuple[int, ...] = (1, 2, 2)  # len 3 -> two downsamplings -> f4
+    ch: int = 32
+    # taming's GroupNorm always has 32 groups; at 32 channels that is instance norm, which
+    # erases the absolute colour of flat regions, so every level keeps 64 channels
+    ch_mult: tuple[int, ...] = (2, 2, 2)  # len 3 -> two downsamplings -> f4
     num_res_blocks: int = 1
     attn_resolutions: tuple[int, ...] = ()
 
@@ -61,15 +64,16 @@ class VQArch:
 class VQTrainConfig:
     arch: VQArch = field(default_factory=VQArch)
     steps: int = 1500
-    batch: int = 16
-    lr: float = 2e-3
+    batch: int = 8
+    lr: float = 1e-3
     warmup: int = 50
     beta: float = 0.25  # commitment weight
     reset_every: int = 50  # re-seed codes unused over this many steps
     seed: int = 0
     eval_seed: int = 2_000_003
     eval_n: int = 200
-    bf16: bool = False
+    bf16: bool = True  # CPU autocast for the convolutions: about 3x faster here
+    verbose: bool = False  # print the periodic log lines
 
 
 class VQModel(nn.Module):
@@ -81,7 +85,8 @@ class VQModel(nn.Module):
         from taming.modules.vqvae.quantize import VectorQuantizer2
         dd = arch.ddconfig()
         self.encoder = Encoder(**dd)
-        self.decoder = Decoder(**dd)
+        with contextlib.redirect_stdout(io.StringIO()):  # taming's Decoder prints its z shape
+            self.decoder = Decoder(**dd)
         self.quantize = VectorQuantizer2(arch.n_embed, arch.embed_dim, beta=beta, legacy=False)
         self.quant_conv = nn.Conv2d(arch.z_channels, arch.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(arch.embed_dim, arch.z_channels, 1)
@@ -107,25 +112,30 @@ def lr_at(step: int, cfg: VQTrainConfig) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def train(cfg: VQTrainConfig, progress: bool = True) -> tuple[VQModel, dict]:
+def train(cfg: VQTrainConfig, progress: bool = True, position: int = 0) -> tuple[VQModel, dict]:
     """Train on fresh renders; returns the model (fp32, eval mode) and a log."""
     from tqdm import tqdm
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     model = VQModel(cfg.arch, cfg.beta)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     n_e = cfg.arch.n_embed
     usage = torch.zeros(n_e)
     t0 = time.time()
     log, resets = [], 0
-    bar = tqdm(range(cfg.steps), desc="toy-vqgan", disable=not progress, mininterval=2)
+    bar = tqdm(range(cfg.steps), desc="toy-vqgan", disable=not progress,
+               position=position, mininterval=2)
     for step in bar:
         specs = rw.sample_specs(cfg.batch, g, rw.TRAIN_RANGES)
         x = rw.render_batch(specs, cfg.arch.resolution) * 2 - 1
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            zq, qloss, idx, h = model.encode(x)
+            h = model.quant_conv(model.encoder(x)).float()
+        if step == 0:  # start the codebook on encoder outputs, not near zero
+            _reset_dead_codes(model, torch.zeros(n_e), h.detach(), g)
+        zq, qloss, (_, _, idx) = model.quantize(h)  # nearest-code search stays in fp32
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             xr = model.decode(zq).float()
         rec = (xr - x).abs().mean() + ((xr - x) ** 2).mean()
         loss = rec + qloss
@@ -140,6 +150,8 @@ def train(cfg: VQTrainConfig, progress: bool = True) -> tuple[VQModel, dict]:
             psnr = 10 * math.log10(4 / ((xr.detach() - x) ** 2).mean().item())  # range 2
             log.append({"step": step, "loss": round(loss.item(), 4), "psnr": round(psnr, 2)})
             bar.set_postfix(psnr=f"{psnr:.1f}")
+            if cfg.verbose:
+                bar.write(str(log[-1]))
     model.eval()
     return model, {"train_seconds": round(time.time() - t0, 1), "codes_reset": resets, "log": log}
 

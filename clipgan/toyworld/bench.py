@@ -1,0 +1,105 @@
+"""How well clipgan steers the bundled models: a benchmark, not a test.
+
+For a fixed set of prompts from the shapes world it generates one image each (seeded), then
+reports how often the named foreground and background colours appear (pixel fractions), how often
+an independent shape classifier (trained on renders, not the guiding CLIP) sees the named shape,
+and the seconds per image. Settings flags change the generation (e.g. --precision fp32).
+
+    python -m clipgan.toyworld.bench [--n 24] [--iterations N] [--size W H] [--precision bf16] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+
+import torch
+
+from clipgan.toyworld import render as rw
+
+FG_MIN = 0.03  # the shape must cover at least this much of the picture in its colour
+BG_MIN = 0.25  # and the background colour at least this much
+
+
+def prompts(n: int = 24) -> list[tuple[str, str, str]]:
+    """n fixed (fg, shape, bg) triples covering every colour and shape, fg != bg."""
+    colors, shapes = rw.COLOR_NAMES, rw.SHAPES
+    triples = [(fg, shapes[i % len(shapes)], bg) for i, (fg, bg) in
+               enumerate(p for p in itertools.product(colors, colors) if p[0] != p[1])]
+    step = max(1, len(triples) // n)
+    return triples[::step][:n]
+
+
+def score(image: torch.Tensor, fg: str, shape: str, bg: str, classifier) -> dict:
+    from clipgan.toyworld.classifier import predict
+
+    fr = rw.color_fractions(image)
+    return {
+        "fg_hit": float(fr[fg]) >= FG_MIN,
+        "bg_hit": float(fr[bg]) >= BG_MIN,
+        "shape_hit": predict(classifier, image[None])[0] == shape,
+        "fg_fraction": round(float(fr[fg]), 3),
+        "bg_fraction": round(float(fr[bg]), 3),
+    }
+
+
+def run(n: int = 24, seed: int = 0, **settings) -> dict:
+    import clipgan
+    from clipgan.config import Settings
+    from clipgan.io import to_tensor
+    from clipgan.models.registry import bundled_dir
+    from clipgan.pipeline import load_models
+    from clipgan.toyworld.classifier import load
+
+    classifier = load(bundled_dir() / "toy-shape-classifier.safetensors")
+    base = Settings().replace(**settings)
+    models = load_models(base)
+    rows, seconds = [], []
+    for k, (fg, shape, bg) in enumerate(prompts(n)):
+        text = rw.caption(rw.Spec(shape, fg, bg))
+        t0 = time.perf_counter()
+        result = clipgan.generate(text, models=models, settings=base, seed=seed + k)
+        seconds.append(time.perf_counter() - t0)
+        rows.append({"prompt": text, **score(to_tensor(result.image)[0], fg, shape, bg, classifier)})
+    mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
+    return {
+        "prompts": len(rows),
+        "fg_color_hit_rate": mean("fg_hit"),
+        "bg_color_hit_rate": mean("bg_hit"),
+        "color_hit_rate": (mean("fg_hit") + mean("bg_hit")) / 2,
+        "shape_accuracy": mean("shape_hit"),
+        "seconds_per_image": sum(seconds) / len(seconds),
+        "settings": {k: v for k, v in base.to_dict().items() if k not in ("prompts", "seed")},
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=24, help="number of prompts (at least 20 for the README figures)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iterations", type=int)
+    parser.add_argument("--precision")
+    parser.add_argument("--cutn", type=int)
+    parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"))
+    parser.add_argument("--json", help="also write the full report here")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size") and v is not None}
+    if "size" in overrides:
+        overrides["size"] = tuple(overrides["size"])
+    report = run(args.n, args.seed, **overrides)
+    for r in report["rows"]:
+        marks = "".join("x" if r[k] else "." for k in ("fg_hit", "bg_hit", "shape_hit"))
+        print(f"{marks}  fg {r['fg_fraction']:.2f}  bg {r['bg_fraction']:.2f}  {r['prompt']}")
+    print(f"prompts {report['prompts']}  colour hit rate {report['color_hit_rate']:.0%} "
+          f"(fg {report['fg_color_hit_rate']:.0%}, bg {report['bg_color_hit_rate']:.0%})  "
+          f"shape accuracy {report['shape_accuracy']:.0%}  {report['seconds_per_image']:.1f} s/image")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Train the bundled toy models: `python -m clipgan.toyworld.train --out checkpoints`.
+
+Writes, into --out:
+  toy-clip.json, toy-clip.safetensors      open_clip config + fp16 state dict
+  toy-vqgan.yaml, toy-vqgan.ckpt           taming config + lightning-style checkpoint
+  toy-shape-classifier.safetensors         benchmark judge (see classifier.py)
+  toy-models.json                          model card with the measured figures
+
+The CLIP and the VQGAN train at the same time in two processes of one thread each
+(faster on a 2-core CPU than one after the other with two threads); the classifier
+follows in whichever process frees up first.  Every run is seeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from clipgan.toyworld import classifier as cls_mod
+from clipgan.toyworld import clip as clip_mod
+from clipgan.toyworld import render as rw
+from clipgan.toyworld import vqgan as vq_mod
+
+# --quick: seconds, for tests; tiny steps and evaluation sets, targets not expected.
+QUICK = {"clip_steps": 3, "vq_steps": 3, "cls_steps": 3, "eval_n": 20}
+
+
+def _file_info(path: Path) -> dict:
+    return {"file": path.name, "bytes": path.stat().st_size}
+
+
+def _params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int) -> dict:
+    import torch
+    torch.set_num_threads(threads)
+    cfg = clip_mod.ClipTrainConfig(steps=steps, seed=seed, eval_n=eval_n)
+    cfg.warmup = min(cfg.warmup, max(1, steps // 10))
+    model, log = clip_mod.train(cfg, progress=True, position=position)
+    cfg_path, w_path = clip_mod.save(model, cfg.arch, Path(out))
+    # measure what was saved, loaded back the way the package loads it
+    model = clip_mod.load(cfg_path, w_path)
+    acc = clip_mod.zero_shot(model, n=eval_n, seed=cfg.eval_seed)
+    return {
+        "open_clip_name": cfg_path.stem,
+        "files": [_file_info(cfg_path), _file_info(w_path)],
+        "architecture": cfg.arch.to_open_clip(),
+        "parameters": _params(model),
+        "input_size": cfg.arch.image_size,
+        "normalization": {"mean": list(clip_mod.OPENAI_MEAN), "std": list(clip_mod.OPENAI_STD)},
+        "tokenizer": "open_clip SimpleTokenizer (standard CLIP BPE), context length 77",
+        "zero_shot": {**{k: round(v, 4) for k, v in acc.items()}, "n": eval_n,
+                      "seed": cfg.eval_seed, "template": rw.CANONICAL},
+        "train": {"steps": steps, "batch": cfg.batch, "lr": cfg.lr, "seed": seed,
+                  "seconds": log["train_seconds"], "final_loss": log["log"][-1]["loss"]},
+    }
+
+
+def run_vqgan(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int) -> dict:
+    import torch
+    torch.set_num_threads(threads)
+    cfg = vq_mod.VQTrainConfig(steps=steps, seed=seed, eval_n=eval_n)
+    cfg.warmup = min(cfg.warmup, max(1, steps // 10))
+    model, log = vq_mod.train(cfg, progress=True, position=position)
+    cfg_path, ckpt_path = vq_mod.save(model, cfg.arch, Path(out), global_step=steps)
+    model = vq_mod.load(cfg_path, ckpt_path)
+    ev = vq_mod.evaluate(model, n=eval_n, seed=cfg.eval_seed)
+    return {
+        "files": [_file_info(cfg_path), _file_info(ckpt_path)],
+        "architecture": vq_mod.VQArch().taming_config()["model"]["params"]["ddconfig"]
+        | {"embed_dim": cfg.arch.embed_dim, "n_embed": cfg.arch.n_embed},
+        "downsampling": 2 ** (len(cfg.arch.ch_mult) - 1),
+        "parameters": _params(model),
+        "decoder_parameters": _params(model.decoder),
+        "psnr_db": round(ev["psnr"], 2),
+        "codebook_usage": round(ev["codebook_usage"], 4),
+        "eval": {"n": eval_n, "seed": cfg.eval_seed, "size": 64},
+        "train": {"steps": steps, "batch": cfg.batch, "lr": cfg.lr, "seed": seed,
+                  "seconds": log["train_seconds"], "codes_reset": log["codes_reset"]},
+    }
+
+
+def run_classifier(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int) -> dict:
+    import torch
+    torch.set_num_threads(threads)
+    cfg = cls_mod.ClassifierConfig(steps=steps, seed=seed, eval_n=eval_n)
+    net, log = cls_mod.train(cfg, progress=True, position=position)
+    path = cls_mod.save(net, Path(out) / "toy-shape-classifier.safetensors")
+    net = cls_mod.load(path)
+    acc = cls_mod.accuracy(net, n=eval_n, seed=cfg.eval_seed)
+    return {"files": [_file_info(path)], "parameters": _params(net),
+            "accuracy": round(acc, 4), "eval": {"n": eval_n, "seed": cfg.eval_seed},
+            "train": {"steps": steps, "seed": seed, "seconds": log["train_seconds"]}}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m clipgan.toyworld.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="checkpoints", help="output folder")
+    p.add_argument("--only", choices=["all", "clip", "vqgan", "classifier"], default="all")
+    p.add_argument("--steps", type=int, help="steps for every model (overrides the defaults)")
+    p.add_argument("--clip-steps", type=int, default=clip_mod.ClipTrainConfig.steps)
+    p.add_argument("--vqgan-steps", type=int, default=vq_mod.VQTrainConfig.steps)
+    p.add_argument("--classifier-steps", type=int, default=cls_mod.ClassifierConfig.steps)
+    p.add_argument("--eval-n", type=int, default=1000, help="fresh renders for the CLIP zero-shot figures")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sequential", action="store_true", help="one process, all threads")
+    p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    a = parse_args(argv)
+    steps = {"clip": a.clip_steps, "vqgan": a.vqgan_steps, "classifier": a.classifier_steps}
+    evals = {"clip": a.eval_n, "vqgan": 200, "classifier": 500}
+    if a.steps:
+        steps = dict.fromkeys(steps, a.steps)
+    if a.quick:
+        steps = {"clip": QUICK["clip_steps"], "vqgan": QUICK["vq_steps"], "classifier": QUICK["cls_steps"]}
+        evals = dict.fromkeys(evals, QUICK["eval_n"])
+    names = list(steps) if a.only == "all" else [a.only]
+    runners = {"clip": run_clip, "vqgan": run_vqgan, "classifier": run_classifier}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    results = {}
+    cores = os.cpu_count() or 1
+    if a.sequential or len(names) == 1 or cores < 2:
+        for i, n in enumerate(names):
+            results[n] = runners[n](str(out), steps[n], a.seed, evals[n], cores, 0)
+    else:
+        # spawn: a clean interpreter per worker, one thread each
+        with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+            futures = {n: pool.submit(runners[n], str(out), steps[n], a.seed, evals[n], 1, i)
+                       for i, n in enumerate(names)}
+            results = {n: f.result() for n, f in futures.items()}
+    card_path = out / "toy-models.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() and a.only != "all" else {}
+    card.update({
+        "description": "Toy models for the synthetic shapes world (clipgan.toyworld), trained "
+                       "from scratch on renders; for offline demos and tests, not real images.",
+        "world": {"colors": rw.COLORS, "shapes": list(rw.SHAPES), "canonical": rw.CANONICAL},
+        "command": "python -m clipgan.toyworld.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "torch": __import__("torch").__version__,
+        "machine": f"{platform.machine()}, {cores} CPU cores",
+    })
+    for n, r in results.items():
+        card[{"clip": "clip", "vqgan": "vqgan", "classifier": "shape_classifier"}[n]] = r
+    card["wall_seconds" if a.only == "all" else f"wall_seconds_{a.only}"] = round(time.time() - t0, 1)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps({k: card[k] for k in card if k not in ("world", "description")}, indent=2))
+    return card
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The shapes world and its bundled toy models (clipgan.toyworld)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from clipgan.toyworld import render as rw
+
+CKPT = Path(__file__).resolve().parents[1] / "checkpoints"
+BUNDLED = ["toy-clip.json", "toy-clip.safetensors", "toy-vqgan.yaml", "toy-vqgan.ckpt",
+           "toy-shape-classifier.safetensors", "toy-models.json"]
+
+
+# --- renderer -----------------------------------------------------------------------
+
+def test_render_is_deterministic_per_seed():
+    a, b, c = rw.sample_specs(16, 5), rw.sample_specs(16, 5), rw.sample_specs(16, 6)
+    assert a == b and a != c
+    assert torch.equal(rw.render_batch(a, 32), rw.render_batch(b, 32))
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert rw.sample_specs(8, g1, rw.TRAIN_RANGES) == rw.sample_specs(8, g2, rw.TRAIN_RANGES)
+
+
+def test_render_shape_dtype_and_range():
+    x = rw.render(rw.Spec("star", "red", "blue"), 48)
+    assert x.shape == (3, 48, 48) and x.dtype == torch.float32
+    assert 0 <= x.min() and x.max() <= 1
+
+
+def test_foreground_never_equals_background():
+    assert all(s.fg != s.bg for s in rw.sample_specs(500, 0))
+
+
+@pytest.mark.parametrize("shape", rw.SHAPES)
+def test_every_colour_pair_renders_the_right_pixels(shape):
+    names = list(rw.COLORS)
+    specs = [rw.Spec(shape, fg, bg, size=0.6) for fg in names for bg in names if fg != bg]
+    x = rw.render_batch(specs, 64)
+    fr = rw.color_fractions(x)
+    for k, s in enumerate(specs):
+        fg, bg = fr[s.fg][k].item(), fr[s.bg][k].item()
+        assert 0.08 < fg < 0.35, (s, fg)
+        assert bg > 0.6, (s, bg)
+        assert fg + bg > 0.9  # the rest is antialiased edge
+
+
+def test_shapes_are_distinct_and_similar_in_area():
+    masks = rw.coverage([rw.Spec(s, "white", "black", size=0.7) for s in rw.SHAPES], 96) > 0.5
+    areas = masks.float().mean((1, 2))
+    assert areas.max() / areas.min() < 2.0
+    for i in range(len(rw.SHAPES)):
+        for j in range(i + 1, len(rw.SHAPES)):
+            iou = (masks[i] & masks[j]).sum() / (masks[i] | masks[j]).sum()
+            assert iou < 0.85, (rw.SHAPES[i], rw.SHAPES[j], iou)
+
+
+def test_edges_are_antialiased():
+    a = rw.coverage([rw.Spec("circle", "white", "black", size=0.5)], 64)
+    assert ((a > 0.05) & (a < 0.95)).any()
+
+
+def test_vocabulary():
+    assert {"red", "green", "blue", "yellow", "purple", "orange", "white", "black"} <= set(rw.COLORS)
+    assert {"circle", "square", "triangle", "star", "cross"} <= set(rw.SHAPES)
+    assert all(len(v) == 3 and all(0 <= c <= 255 for c in v) for v in rw.COLORS.values())
+    words = rw.known_words()
+    assert set(rw.COLORS) | set(rw.SHAPES) <= words
+
+
+def test_captions():
+    assert rw.caption(rw.Spec("circle", "red", "blue")) == "a red circle on a blue background"
+    assert rw.caption(rw.Spec("star", "orange", "white")) == "an orange star on a white background"
+    words = rw.known_words()
+    for s in rw.sample_specs(50, 1):
+        for t in rw.TEMPLATES:
+            text = rw.caption(s, t)
+            assert set(text.replace(",", " ").split()) <= words, text
+            parsed = rw.parse_caption(text)
+            assert all(parsed[f] == getattr(s, f) for f in rw.template_fields(t)), (text, parsed)
+
+
+def test_unknown_shape_is_an_error():
+    with pytest.raises(ValueError, match="unknown shape"):
+        rw.render(rw.Spec("hexagon", "red", "blue"))
+
+
+# --- training code, smoke ----------------------------------------------------------
+
+def test_quick_training_run_writes_loadable_files(tmp_path):
+    import open_clip
+    import yaml
+    from clipgan.toyworld import classifier, train
+
+    card = train.main(["--out", str(tmp_path), "--quick"])
+    for name in BUNDLED:
+        assert (tmp_path / name).is_file(), name
+    cfg = yaml.safe_load((tmp_path / "toy-vqgan.yaml").read_text())["model"]
+    assert cfg["target"] == "taming.models.vqgan.VQModel"
+    assert {"embed_dim", "n_embed", "ddconfig", "lossconfig"} <= set(cfg["params"])
+    ckpt = torch.load(tmp_path / "toy-vqgan.ckpt", map_location="cpu", weights_only=True)
+    assert isinstance(ckpt["global_step"], int) and isinstance(ckpt["epoch"], int)
+    prefixes = {k.split(".")[0] for k in ckpt["state_dict"]}
+    assert prefixes == {"encoder", "decoder", "quantize", "quant_conv", "post_quant_conv"}
+    assert "quantize.embedding.weight" in ckpt["state_dict"]
+    open_clip.add_model_config(str(tmp_path / "toy-clip.json"))
+    model = open_clip.create_model("toy-clip", pretrained=str(tmp_path / "toy-clip.safetensors"))
+    assert model.visual.image_size == (64, 64)
+    net = classifier.load(tmp_path / "toy-shape-classifier.safetensors")
+    assert len(classifier.predict(net, torch.rand(2, 3, 80, 80))) == 2
+    assert card == json.loads((tmp_path / "toy-models.json").read_text())
+    assert {"clip", "vqgan", "shape_classifier"} <= set(card)
+
+
+# --- the bundled, committed models ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def card():
+    return json.loads((CKPT / "toy-models.json").read_text())
+
+
+def test_bundled_files_exist_and_fit_the_size_budget():
+    sizes = [(CKPT / n).stat().st_size for n in BUNDLED]
+    assert sum(sizes) <= 16 * 2 ** 20
+
+
+def test_model_card_meets_targets(card):
+    zs = card["clip"]["zero_shot"]
+    assert zs["fg"] >= 0.95 and zs["bg"] >= 0.95 and zs["shape"] >= 0.90
+    assert card["vqgan"]["psnr_db"] >= 28
+    assert card["shape_classifier"]["accuracy"] >= 0.95
+    assert card["wall_seconds"] < 45 * 60
+
+
+def test_bundled_clip_zero_shot_on_fresh_renders():
+    from clipgan.toyworld import clip
+    model = clip.load(CKPT / "toy-clip.json", CKPT / "toy-clip.safetensors")
+    assert model.visual.image_size == (64, 64)
+    pool = model.visual.attnpool  # CLIP's RN attention pooling: heads of width 64, like OpenAI's
+    assert pool.q_proj.weight.shape[0] == 64 * pool.num_heads
+    assert model.state_dict()["transformer.resblocks.0.attn.in_proj_weight"].shape[1] == 64 * model.transformer.resblocks[0].attn.num_heads
+    assert model.context_length == 77
+    acc = clip.zero_shot(model, n=200, seed=77)  # not a seed used in training or the card
+    assert acc["fg"] >= 0.95 and acc["bg"] >= 0.95 and acc["shape"] >= 0.90, acc
+
+
+def test_bundled_vqgan_reconstructs_fresh_renders():
+    from clipgan.toyworld import vqgan
+    model = vqgan.load(CKPT / "toy-vqgan.yaml", CKPT / "toy-vqgan.ckpt")
+    ev = vqgan.evaluate(model, n=50, seed=78)
+    assert ev["psnr"] >= 28, ev
+
+
+def test_bundled_vqgan_decodes_larger_latents():
+    from clipgan.toyworld import vqgan
+    model = vqgan.load(CKPT / "toy-vqgan.yaml", CKPT / "toy-vqgan.ckpt")
+    x = rw.render(rw.Spec("cross", "yellow", "purple", size=0.6), 128).unsqueeze(0)
+    with torch.no_grad():
+        y = (model(x * 2 - 1)[0] + 1) / 2
+    assert y.shape == x.shape
+    assert 10 * torch.log10(1 / ((y.clamp(0, 1) - x) ** 2).mean()) > 26
+
+
+def test_bundled_shape_classifier(card):
+    from clipgan.toyworld import classifier
+    net = classifier.load(CKPT / "toy-shape-classifier.safetensors")
+    assert classifier.accuracy(net, n=200, seed=79) >= 0.95
