@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None, **settings) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("CLIPGAN_EXAMPLES_OUT", ".")))
     parser.add_argument("--iterations", type=int, default=100)
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--size", type=int, default=64, help="pixels per side (64: the bundled models' own size)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None, **settings) -> Path:
     parser.add_argument("--frames", type=int, default=12, help="frames per transition")
     parser.add_argument("--keyframe-steps", type=int, default=100)
     parser.add_argument("--steps-per-frame", type=int, default=8)
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--size", type=int, default=64, help="pixels per side (64: the bundled models' own size)")
     parser.add_argument("--fps", type=float, default=12)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
