@@ -61,7 +61,7 @@ class Settings:
     image_prompts: list[str] = field(default_factory=list)  # "path:weight:stop"
     iterations: int = 100
     change_prompt_every: int = 0  # "a ^ b" stories: steps per part (0: spread over the run)
-    size: tuple[int, int] = (128, 128)  # width, height; rounded to the VQGAN's factor
+    size: tuple[int, int] = (64, 64)  # width, height; rounded to the VQGAN's factor; the bundled models see 64 px
     init_image: str | None = None
     init_weight: float = 0.0  # pulls z towards its starting point
     init_noise: str = InitNoise.codes.value

@@ -6,7 +6,6 @@ frames show.
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -348,13 +347,10 @@ toy = pytest.mark.skipif(not toy_present(), reason="the bundled toy models are n
 
 def colour_fractions(frame, names):
     """Fraction of pixels whose nearest toy-world colour is one of `names`."""
-    from clipgan.toyworld.render import COLORS
+    from clipgan.toyworld.render import nearest_color_fractions
 
-    palette = np.array(list(COLORS.values()), dtype=np.float32)
-    pixels = np.asarray(frame.pil(), dtype=np.float32).reshape(-1, 1, 3)
-    nearest = np.argmin(((pixels - palette) ** 2).sum(-1), axis=1)
-    keys = list(COLORS)
-    return float(np.isin(nearest, [keys.index(n) for n in names]).mean())
+    fractions = nearest_color_fractions(frame.image[0].float())
+    return sum(float(fractions[n]) for n in names)
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ def test_quick_training_run_writes_loadable_files(tmp_path):
     assert "quantize.embedding.weight" in ckpt["state_dict"]
     open_clip.add_model_config(str(tmp_path / "toy-clip.json"))
     model = open_clip.create_model("toy-clip", pretrained=str(tmp_path / "toy-clip.safetensors"))
-    assert model.visual.image_size == (64, 64)
+    assert model.visual.image_size == 64  # ModifiedResNet keeps an int
     net = classifier.load(tmp_path / "toy-shape-classifier.safetensors")
     assert len(classifier.predict(net, torch.rand(2, 3, 80, 80))) == 2
     assert card == json.loads((tmp_path / "toy-models.json").read_text())
@@ -136,7 +136,7 @@ def test_model_card_meets_targets(card):
 def test_bundled_clip_zero_shot_on_fresh_renders():
     from clipgan.toyworld import clip
     model = clip.load(CKPT / "toy-clip.json", CKPT / "toy-clip.safetensors")
-    assert model.visual.image_size == (64, 64)
+    assert model.visual.image_size == 64  # ModifiedResNet keeps an int
     pool = model.visual.attnpool  # CLIP's RN attention pooling: heads of width 64, like OpenAI's
     assert pool.q_proj.weight.shape[0] == 64 * pool.num_heads
     assert model.state_dict()["transformer.resblocks.0.attn.in_proj_weight"].shape[1] == 64 * model.transformer.resblocks[0].attn.num_heads

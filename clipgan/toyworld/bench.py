@@ -19,8 +19,8 @@ import torch
 
 from clipgan.toyworld import render as rw
 
-FG_MIN = 0.03  # the shape must cover at least this much of the picture in its colour
-BG_MIN = 0.25  # and the background colour at least this much
+FG_MIN = 0.1  # share of pixels whose nearest toy-world colour is the foreground's
+BG_MIN = 0.2  # and the background's
 
 
 def prompts(n: int = 24) -> list[tuple[str, str, str]]:
@@ -35,7 +35,7 @@ def prompts(n: int = 24) -> list[tuple[str, str, str]]:
 def score(image: torch.Tensor, fg: str, shape: str, bg: str, classifier) -> dict:
     from clipgan.toyworld.classifier import predict
 
-    fr = rw.color_fractions(image)
+    fr = rw.nearest_color_fractions(image)
     return {
         "fg_hit": float(fr[fg]) >= FG_MIN,
         "bg_hit": float(fr[bg]) >= BG_MIN,

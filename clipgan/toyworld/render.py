@@ -253,6 +253,23 @@ def color_fractions(images: torch.Tensor, tol: float = 0.12) -> dict[str, torch.
     return out
 
 
+def nearest_color_fractions(images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per image, the fraction of pixels whose nearest named colour (RGB distance) is each one.
+
+    Unlike `color_fractions` this counts every pixel once, so generated pictures, whose
+    colours are never exact, are judged by what a viewer would call them.
+    """
+    x = images if images.dim() == 4 else images.unsqueeze(0)
+    palette = torch.stack([color_tensor(c) for c in COLORS]).to(x)
+    dist = ((x.unsqueeze(1) - palette.view(1, -1, 3, 1, 1)) ** 2).sum(2)  # (N, colours, H, W)
+    nearest = dist.argmin(1)
+    out = {}
+    for i, name in enumerate(COLORS):
+        frac = (nearest == i).float().mean((1, 2))
+        out[name] = frac if images.dim() == 4 else frac[0]
+    return out
+
+
 def with_colors(spec: Spec, fg: str | None = None, bg: str | None = None) -> Spec:
     """The same scene with other colours."""
     return replace(spec, fg=fg or spec.fg, bg=bg or spec.bg)

@@ -158,7 +158,7 @@ def main(argv=None) -> dict:
     card["wall_seconds" if a.only == "all" else f"wall_seconds_{a.only}"] = round(time.time() - t0, 1)
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps({k: card[k] for k in card if k not in ("world", "description")}, indent=2))
-    return card
+    return json.loads(card_path.read_text())  # as written: lists, not tuples
 
 
 if __name__ == "__main__":
