@@ -9,11 +9,23 @@ import warnings
 from typing import Annotated
 
 import typer
+import typer.core
 
 from clipgan.config import Settings
 from clipgan.errors import ClipganError, ClipganNotice
 
+# Help lists commands in this order, whichever command module happened to be imported first.
+COMMANDS = ("generate", "resume", "morph", "zoom", "restyle", "outpaint", "upscale", "score", "models", "download")
+
+
+class _Commands(typer.core.TyperGroup):
+    def list_commands(self, ctx):
+        rank = {name: i for i, name in enumerate(COMMANDS)}
+        return sorted(super().list_commands(ctx), key=lambda n: (rank.get(n, len(rank)), n))
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="CLIP-guided VQGAN: turn text into images by optimization.",
     no_args_is_help=True,
     add_completion=False,
