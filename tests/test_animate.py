@@ -334,15 +334,6 @@ def test_cli_bad_extension_fails_before_anything(tmp_path):
 # ---------------------------------------------------------------- with the bundled toy models
 
 
-def toy_present() -> bool:
-    try:
-        registry.resolve_vqgan("toy")
-        return registry.resolve_clip_alias("toy") is not None
-    except ClipganError:
-        return False
-
-
-toy = pytest.mark.skipif(not toy_present(), reason="the bundled toy models are not in checkpoints/ yet")
 
 
 def colour_fractions(frame, names):
@@ -366,7 +357,6 @@ def toy_morph():
     return frames, judge
 
 
-@toy
 def test_toy_morph_starts_at_prompt_a_and_ends_at_prompt_b_by_clip(toy_morph):
     frames, judge = toy_morph
     texts = judge.encode_text([A, B])
@@ -381,7 +371,6 @@ def test_toy_morph_starts_at_prompt_a_and_ends_at_prompt_b_by_clip(toy_morph):
     assert last[1] > last[0], f"last frame: sim A {last[0]:.3f} vs B {last[1]:.3f}"
 
 
-@toy
 def test_toy_morph_starts_red_blue_and_ends_green_yellow(toy_morph):
     frames, _ = toy_morph
     ab, cd = ("red", "blue"), ("green", "yellow")

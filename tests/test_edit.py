@@ -1,7 +1,7 @@
 """Editing: masks, inpainting, outpainting, upscaling and the sketch example.
 
 Mechanics run on tiny random models; what the pictures mean is checked with the bundled toy
-models (skipped until checkpoints/toy-clip.safetensors exists)."""
+models."""
 
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ from clipgan.errors import ClipganError
 from clipgan.pipeline import load_models
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = (ROOT / "checkpoints" / "toy-clip.safetensors").is_file()
-needs_bundled = pytest.mark.skipif(not BUNDLED, reason="bundled toy models not present yet")
 runner = CliRunner()
 
 
@@ -268,7 +266,6 @@ def test_sketch_example_runs(tiny_settings, tmp_path):
     assert out.is_file() and (tmp_path / "sketch.png").is_file()
 
 
-@needs_bundled
 def test_sketch_keeps_its_layout(tmp_path):
     from clipgan.io import load_rgb, to_tensor
     from clipgan.toyworld.render import color_fractions
@@ -281,7 +278,6 @@ def test_sketch_keeps_its_layout(tmp_path):
     assert right["blue"] > 0.5
 
 
-@needs_bundled
 def test_outpaint_continues_the_background(tmp_path):
     """A red circle on blue, extended right: the new area stays mostly blue, the original is untouched."""
     from clipgan.io import to_pil, to_tensor

@@ -18,12 +18,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clipgan.models.registry import bundled_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-BUNDLED = (bundled_dir() / "toy-vqgan.ckpt").is_file() and (bundled_dir() / "toy-clip.safetensors").is_file()
-needs_bundled = pytest.mark.skipif(not BUNDLED, reason="bundled toy models not present yet")
 
 SIZE = 32  # tiny models (factor 2); the bundled ones get BUNDLED_SIZE
 BUNDLED_SIZE = 64
@@ -111,7 +108,6 @@ def test_example_with_tiny_models(name, tiny_settings, tmp_path):
     check_outputs(name, tmp_path, SIZE)
 
 
-@needs_bundled
 @pytest.mark.parametrize("name", NAMES)
 def test_example_as_script_with_bundled_models(name, tmp_path, monkeypatch, capsys):
     """Run as `python examples/NAME.py ...` would (__main__, sys.argv), in this process to save the imports."""
@@ -122,7 +118,6 @@ def test_example_as_script_with_bundled_models(name, tmp_path, monkeypatch, caps
     assert str(tmp_path / "out") in capsys.readouterr().out  # it says where its files went
 
 
-@needs_bundled
 def test_example_subprocess_writes_into_env_folder(tmp_path):
     """A real `python examples/basic_generation.py`: the folder from $CLIPGAN_EXAMPLES_OUT, the repo untouched."""
     out = tmp_path / "from-env"

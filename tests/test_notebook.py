@@ -7,16 +7,13 @@ import json
 import re
 from pathlib import Path
 
-import pytest
+import nbclient
+import nbformat
 from PIL import Image
 
-from clipgan.models.registry import VQGAN_MODELS, bundled_dir
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+from clipgan.models.registry import VQGAN_MODELS
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "clipgan_colab.ipynb"
-BUNDLED = (bundled_dir() / "toy-vqgan.ckpt").is_file() and (bundled_dir() / "toy-clip.safetensors").is_file()
 FAST_SIZE, FAST_MORPH_FRAMES = 64, 5  # what the quick-mode cell sets: 2 prompts, 4 frames per transition
 
 
@@ -101,6 +98,5 @@ def test_notebook_runs_with_tiny_models(tmp_path, monkeypatch, tiny_models):
     check_results(execute(tmp_path, monkeypatch, inject), tmp_path)
 
 
-@pytest.mark.skipif(not BUNDLED, reason="bundled toy models not present yet")
 def test_notebook_runs_with_bundled_models(tmp_path, monkeypatch):
     check_results(execute(tmp_path, monkeypatch), tmp_path)

@@ -15,7 +15,6 @@ from clipgan.errors import ClipganError
 from clipgan.score import Score, score, table, views
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = (ROOT / "checkpoints" / "toy-clip.safetensors").is_file()
 runner = CliRunner()
 
 
@@ -86,7 +85,6 @@ def test_cli_errors(clip_spec, images, tmp_path):
     assert r.exit_code == 2 and "not found" in r.output
 
 
-@pytest.mark.skipif(not BUNDLED, reason="bundled toy models not present yet")
 def test_bundled_clip_ranks_the_matching_render_first():
     from clipgan.io import to_pil
     from clipgan.toyworld.render import Spec, render
