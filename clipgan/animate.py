@@ -5,6 +5,9 @@ of `Frame`s that does the work as it is consumed, so frames can stream into a Vi
 Keyword arguments are either fields of the function's options dataclass or `Settings`
 fields (size, cutn, lr, seed, models, ...), exactly as for `clipgan.generate`.
 
+Every frame carries what the rest of the animation needs (`Frame.carry`); passing it back as
+`resume=` with the same arguments yields the frames after it, equal to an uninterrupted run's.
+
 Torch loads inside the functions: the CLI reads the option defaults from this module.
 """
 
@@ -50,6 +53,7 @@ class Frame:
     prompts: tuple[str, ...] = ()  # the prompts that guided it
     keyframe: int | None = None  # morph: index of the prompt this frame is the keyframe of
     mix: float = 0.0  # morph: weight of the next prompt (0 at a keyframe)
+    carry: dict | None = None  # what `resume=` needs to go on after this frame (latents, RNG states)
 
     def pil(self) -> "Image.Image":
         from clipgan.io import to_pil
@@ -317,6 +321,31 @@ def _setup(s: Settings, models: "Models | None", size: tuple[int, int] | None = 
     return s.replace(seed=seed, size=fit_size(size or s.size, models.vqgan.factor)), models
 
 
+def _carry(next_frame: int, **values) -> dict:
+    """Taken just before a frame is yielded: nothing draws random numbers until the next frame starts."""
+    from clipgan.pipeline import rng_state
+
+    return {"next": next_frame, **values, **rng_state()}
+
+
+def _resumed(resume: dict | None, device) -> dict:
+    """The carry's values on `device`, with its RNG states put back; {} without one."""
+    if resume is None:
+        return {}
+    from clipgan.pipeline import restore_rng
+
+    restore_rng(resume)
+    return _to_device({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, device)
+
+
+def _to_device(value, device):
+    if hasattr(value, "to"):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return value
+
+
 class _Runner:
     """Short iterate() runs with the settings' optimizer, and text guides cached by prompt set."""
 
@@ -390,6 +419,7 @@ def morph(
     models: "Models | None" = None,
     settings: Settings | None = None,
     callback: StepCallback | None = None,
+    resume: dict | None = None,
     **kwargs,
 ) -> Iterator[Frame]:
     """Frames that morph from prompt to prompt (each may be "a | b:0.5"); see `MorphOptions`.
@@ -410,10 +440,10 @@ def morph(
     for p in prompts:
         _check_prompts([p])
     s, models = _setup(s, models)
-    return _morph(prompts, opts, s, models, callback)
+    return _morph(prompts, opts, s, models, callback, resume)
 
 
-def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", callback) -> Iterator[Frame]:
+def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", callback, resume) -> Iterator[Frame]:
     import torch
 
     from clipgan.optimize import synth
@@ -424,37 +454,44 @@ def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", c
     guides = [runner.guides([p]) for p in prompts]
     ease, n = EASINGS[o.easing], o.frames_per_transition
     key_steps = o.keyframe_steps or s.iterations
-    keys: dict[int, "Step"] = {}
+    # one entry per frame: frame j of the transition a -> b (j = 0: a's keyframe); b None closes the video
+    order = list(range(len(prompts))) + ([0] if o.loop else [])
+    plan = [(a, b, j) for a, b in zip(order, order[1:]) for j in range(n)]
+    if not o.loop:
+        plan.append((len(prompts) - 1, None, 0))
+    carried = _resumed(resume, models.device)
+    keys: dict[int, dict] = carried.get("keys", {})  # k -> z, image and loss of keyframe k
+    z = carried.get("z")  # guided: the latent of the previous frame
 
-    def keyframe(k: int) -> "Step":
+    def keyframe(k: int) -> dict:
         if k not in keys:
-            start = keys[k - 1].z if k else initial_z(s, models)
-            keys[k] = runner.run(guides[k], start, key_steps)
+            start = keys[k - 1]["z"] if k else initial_z(s, models)
+            step = runner.run(guides[k], start, key_steps)
+            keys[k] = {"z": step.z, "image": step.image, "loss": step.loss}
         return keys[k]
 
-    order = list(range(len(prompts))) + ([0] if o.loop else [])
-    index = 0
-    for a, b in zip(order, order[1:]):
-        ka, kb = keyframe(a), keyframe(b)
-        yield Frame(index, ka.image, ka.z, s.seed, ka.loss, (prompts[a],), keyframe=a)
-        index += 1
-        z = ka.z
-        for j in range(1, n):
-            w = ease(j / n)
-            path = slerp(ka.z, kb.z, w)
+    for index in range(carried.get("next", 0), len(plan)):
+        a, b, j = plan[index]
+        if j == 0:
+            ka = keyframe(a)
+            if b is not None:  # the transition's target first, so each frame can aim at it
+                keyframe(b)
+            z = ka["z"]
+            frame = Frame(index, ka["image"], ka["z"], s.seed, ka["loss"], (prompts[a],), keyframe=a)
+        else:
+            ka, kb, w = keys[a], keys[b], ease(j / n)
+            path = slerp(ka["z"], kb["z"], w)
             mixed = (prompts[a], prompts[b])
             if o.mode == "latent":
                 with torch.no_grad():
                     image = synth(models.vqgan, path)
-                yield Frame(index, image, path, s.seed, None, mixed, mix=w)
+                frame = Frame(index, image, path, s.seed, None, mixed, mix=w)
             else:
                 step = runner.run(_blend(guides[a], guides[b], w), slerp(z, path, o.anchor), o.steps_per_frame)
                 z = step.z
-                yield Frame(index, step.image, step.z, s.seed, step.loss, mixed, mix=w)
-            index += 1
-    if not o.loop:
-        last = keyframe(len(prompts) - 1)
-        yield Frame(index, last.image, last.z, s.seed, last.loss, (prompts[-1],), keyframe=len(prompts) - 1)
+                frame = Frame(index, step.image, step.z, s.seed, step.loss, mixed, mix=w)
+        frame.carry = _carry(index + 1, keys=dict(keys), z=z)
+        yield frame
 
 
 # ---------------------------------------------------------------- zoom
@@ -466,6 +503,7 @@ def zoom(
     models: "Models | None" = None,
     settings: Settings | None = None,
     callback: StepCallback | None = None,
+    resume: dict | None = None,
     **kwargs,
 ) -> Iterator[Frame]:
     """`frames` frames, each the previous one zoomed, rotated and shifted, re-encoded and
@@ -478,7 +516,7 @@ def zoom(
     schedule = prompt_schedule(prompts, opts.frames)
     _check_schedule(schedule, opts.frames)
     s, models = _setup(s, models)
-    return _zoom(schedule, opts, s, models, callback)
+    return _zoom(schedule, opts, s, models, callback, resume)
 
 
 def warp(image: "Tensor", zoom: float = 1.0, angle: float = 0.0, shift_x: float = 0.0, shift_y: float = 0.0) -> "Tensor":
@@ -498,7 +536,7 @@ def warp(image: "Tensor", zoom: float = 1.0, angle: float = 0.0, shift_x: float 
     return warp_affine(image, matrix, (h, w), padding_mode="reflection", align_corners=True).clamp(0, 1)
 
 
-def _zoom(schedule, o: ZoomOptions, s: Settings, models: "Models", callback) -> Iterator[Frame]:
+def _zoom(schedule, o: ZoomOptions, s: Settings, models: "Models", callback, resume) -> Iterator[Frame]:
     import torch
 
     from clipgan.pipeline import initial_z
@@ -507,15 +545,16 @@ def _zoom(schedule, o: ZoomOptions, s: Settings, models: "Models", callback) -> 
     runner = _Runner(s, models, callback)
     params = [Expr(getattr(o, name), name) for name in ("zoom", "angle", "shift_x", "shift_y")]
     z = initial_z(s, models)
-    image = None
-    for t in range(o.frames):
+    carried = _resumed(resume, models.device)
+    image = carried.get("image")  # the previous frame
+    for t in range(carried.get("next", 0), o.frames):
         if image is not None:
             with torch.no_grad():
                 z = models.vqgan.encode(warp(image, *(p(t) for p in params)))
         active = schedule(t)
         step = runner.run(runner.guides(active), z, o.steps_per_frame if t else (o.first_steps or s.iterations))
         image = step.image
-        yield Frame(t, step.image, step.z, s.seed, step.loss, active)
+        yield Frame(t, step.image, step.z, s.seed, step.loss, active, carry=_carry(t + 1, image=image))
 
 
 # ---------------------------------------------------------------- restyle
@@ -534,6 +573,7 @@ def restyle(
     models: "Models | None" = None,
     settings: Settings | None = None,
     callback: StepCallback | None = None,
+    resume: dict | None = None,
     **kwargs,
 ) -> Iterator[Frame]:
     """Every frame of `video` restyled towards the prompts; see `RestyleOptions`.
@@ -555,10 +595,10 @@ def restyle(
     first = next(frames)
     frames.close()
     s, models = _setup(s, models, fit_inside(first.size, s.size))
-    return _restyle(video, count, schedule, opts, s, models, callback)
+    return _restyle(video, count, schedule, opts, s, models, callback, resume)
 
 
-def _restyle(video, count: int, schedule, o: RestyleOptions, s: Settings, models: "Models", callback) -> Iterator[Frame]:
+def _restyle(video, count: int, schedule, o: RestyleOptions, s: Settings, models: "Models", callback, resume) -> Iterator[Frame]:
     import torch
 
     from clipgan.io import to_tensor
@@ -566,10 +606,13 @@ def _restyle(video, count: int, schedule, o: RestyleOptions, s: Settings, models
 
     torch.manual_seed(s.seed)
     runner = _Runner(s, models, callback)
-    previous = None
+    carried = _resumed(resume, models.device)
+    previous = carried.get("previous")  # the previous output
     for t, source in enumerate(iter_frames(video)):
         if t >= count:
             break
+        if t < carried.get("next", 0):
+            continue
         start = to_tensor(source, s.size, models.device)
         if previous is not None and o.blend:
             start = torch.lerp(start, previous, o.blend)
@@ -578,4 +621,4 @@ def _restyle(video, count: int, schedule, o: RestyleOptions, s: Settings, models
         active = schedule(t)
         step = runner.run(runner.guides(active), z, o.steps_per_frame)
         previous = step.image
-        yield Frame(t, step.image, step.z, s.seed, step.loss, active)
+        yield Frame(t, step.image, step.z, s.seed, step.loss, active, carry=_carry(t + 1, previous=previous))

@@ -53,32 +53,78 @@ def _settings(clip, **values) -> Settings:
     return Settings().replace(clip=clip or list(D.clip), **values)
 
 
-def _write(output: Path, fps: float, total: int, make_frames, settings: Settings, quiet: bool) -> None:
-    """Draws the seed (so it can be printed), then streams the frames into the video with a progress bar."""
+def _job(kind: str, prompts: list[str], options, output: Path, fps: float, total: int, video: Path | None = None) -> dict:
+    """What the animation is: everything `clipgan resume` needs besides the settings and the carry."""
+    job = {"kind": kind, "prompts": list(prompts), "options": _fields(options), "output": str(output.resolve()),
+           "fps": float(fps), "total": total}
+    return {**job, "video": str(video.resolve())} if video is not None else job
+
+
+def _frames(job: dict, settings: Settings, carry: dict | None):
+    """The animation's frames (checks the prompts and loads the models first)."""
+    from clipgan import animate
+
+    make = {"morph": animate.morph, "zoom": animate.zoom}.get(job["kind"])
+    if make is None:
+        return animate.restyle(job["video"], job["prompts"], settings=settings, resume=carry, **job["options"])
+    return make(job["prompts"], settings=settings, resume=carry, **job["options"])
+
+
+def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = None) -> None:
+    """Draws the seed (so it can be printed), then streams the frames into the video with a progress
+    bar. Ctrl-C or SIGTERM keeps the finished frames and the carry in `<stem>.state.pt` (exit 130)."""
+    from PIL import Image
     from tqdm import tqdm
 
+    from clipgan.interrupt import INTERRUPTED, save_state, sigterm_interrupts, state_path, to_cpu
     from clipgan.pipeline import draw_seed
     from clipgan.video import VideoWriter
 
+    output, fps = Path(job["output"]), job["fps"]
     drawn = settings.seed is None
     if drawn:
         settings = settings.replace(seed=draw_seed())
+    done = resume["frames"] if resume is not None else None  # frames finished before the interruption
+    last, kept = None, None
     with notices(quiet):
-        frames = make_frames(settings)  # checks prompts, loads the models: fails here, before the output is touched
+        frames = _frames(job, settings, resume["carry"] if resume else None)  # fails here, before the output is touched
         if drawn and not quiet:
             typer.echo(f"seed: {settings.seed}", err=True)
-        bar = tqdm(total=total, disable=quiet, unit="frame", dynamic_ncols=True)
+        bar = tqdm(total=job["total"], initial=len(done) if done is not None else 0, disable=quiet, unit="frame",
+                   dynamic_ncols=True)
         try:
-            with VideoWriter(output, fps=fps) as video:
-                for frame in frames:
-                    video.append(frame.image)
-                    bar.update(1)
-                    if frame.loss is not None:
-                        bar.set_postfix(loss=f"{frame.loss:.4f}")
+            with sigterm_interrupts(), VideoWriter(output, fps=fps) as video:
+                try:
+                    for array in done if done is not None else ():
+                        video.append(Image.fromarray(array.numpy()))
+                    for last in frames:
+                        video.append(last.image)
+                        bar.update(1)
+                        if last.loss is not None:
+                            bar.set_postfix(loss=f"{last.loss:.4f}")
+                except KeyboardInterrupt:
+                    if last is not None:
+                        kept = video.salvage()
+                    raise
+        except KeyboardInterrupt:
+            bar.close()
+            if kept is None:  # no new frame: a state being resumed still holds
+                raise typer.Exit(INTERRUPTED) from None
+            path = state_path(output)
+            save_state({"kind": job["kind"], "version": 1, "job": job, "settings": settings.to_dict(),
+                        "carry": to_cpu(last.carry), "frames": kept}, path)
+            typer.echo(f"interrupted after frame {len(kept)} of {job['total']}; resume with: clipgan resume {path}",
+                       err=True)
+            raise typer.Exit(INTERRUPTED) from None
         finally:
             bar.close()
     if not quiet:
         typer.echo(f"saved {output} ({video.frames} frames at {fps:g} fps, seed {settings.seed})")
+
+
+def resume_animation(data: dict, quiet: bool) -> None:
+    """`clipgan resume` for a morph, zoom or restyle state."""
+    _write(data["job"], Settings.from_dict(data["settings"]), quiet, resume=data)
 
 
 def _check_video(output: Path, fps: float | None) -> Path:
@@ -135,8 +181,7 @@ def morph(
                          lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
     total = animate.morph_frame_count(len(prompts), frames_per_transition, loop)
-    _write(output, fps, total,
-           lambda s: animate.morph(prompts, settings=s, **_fields(options)), settings, quiet)
+    _write(_job("morph", prompts, options, output, fps, total), settings, quiet)
 
 
 @app.command()
@@ -183,7 +228,7 @@ def zoom(
                          lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
     animate.prompt_schedule(prompts, frames)  # bad prompts fail before the models load
-    _write(output, fps, frames, lambda s: animate.zoom(prompts, settings=s, **_fields(options)), settings, quiet)
+    _write(_job("zoom", prompts, options, output, fps, frames), settings, quiet)
 
 
 @app.command()
@@ -214,7 +259,6 @@ def restyle(
     quiet: Quiet = False,
 ):
     """Restyle every frame of a video towards the prompts, keeping its frame rate."""
-    from clipgan import animate
     from clipgan.video import read_video_info
 
     output = _check_video(output, None)
@@ -230,8 +274,7 @@ def restyle(
     if not fps > 0:
         raise ClipganError(f"{video} does not say its frame rate")
     total = min(count, max_frames or count)
-    _write(output, fps, total, lambda s: animate.restyle(str(video), prompts, settings=s, **_fields(options)),
-           settings, quiet)
+    _write(_job("restyle", prompts, options, output, fps, total, video), settings, quiet)
 
 
 def _fields(options) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,8 +15,8 @@ import typer
 from clipgan.cli import CUT, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN, D, app, given, notices, user_errors
 from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError, NumericError
+from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
 
-INTERRUPTED = 130  # the shell's code for Ctrl-C
 EDIT = "Inpaint and upscale"
 
 
@@ -38,10 +37,6 @@ class Job:
     def from_dict(cls, data: dict) -> "Job":
         paths = {k: Path(v) if k in ("output", "frames_dir", "video") and v is not None else v for k, v in data.items()}
         return cls(**paths)
-
-
-def state_path(output: Path) -> Path:
-    return output.with_name(f"{output.stem}.state.pt")
 
 
 def default_output(prompts: list[str]) -> Path:
@@ -189,9 +184,18 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
                 job.frames_dir.mkdir(exist_ok=True)
                 save_image(image, job.frames_dir / f"{done:05d}.png")
 
+    kept = None  # the progress video's frames so far, for the state file
     try:
-        with notices(quiet), _sigterm_interrupts(), _video(job) as video:
-            result = run_generate(settings=settings, callback=on_step, resume=resume)
+        with notices(quiet), sigterm_interrupts(), _video(job) as video:
+            try:
+                earlier = resume.get("frames") if resume is not None and video is not None else None
+                for array in earlier if earlier is not None else ():  # the progress video before the interruption
+                    video.append(Image.fromarray(array.numpy()))
+                result = run_generate(settings=settings, callback=on_step, resume=resume)
+            except KeyboardInterrupt:
+                if video is not None and resumable and last:
+                    kept = video.salvage()
+                raise
     except KeyboardInterrupt:
         _close(bar)
         if not last:
@@ -201,8 +205,8 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
             typer.echo(f"interrupted at step {done}; image so far saved to {job.output} "
                        "(masked and upscaled runs cannot be resumed)", err=True)
             raise typer.Exit(INTERRUPTED) from None
-        state = {**resume_state(last["step"], settings, losses, last["rng"]), "job": job.to_dict()}
-        _save_state(state, state_path(job.output))
+        state = {**resume_state(last["step"], settings, losses, last["rng"]), "job": job.to_dict(), "frames": kept}
+        save_state(state, state_path(job.output))
         typer.echo(f"interrupted at step {last['step'].index + 1}; image saved to {job.output}; "
                    f"resume with: clipgan resume {state_path(job.output)}", err=True)
         raise typer.Exit(INTERRUPTED) from None
@@ -224,15 +228,27 @@ def resume(
     state: Annotated[Path, typer.Argument(help="A .state.pt file written when a run was interrupted.")],
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.")] = False,
 ):
-    """Finish an interrupted run; on CPU with a seed, the image equals an uninterrupted run's."""
-    data = _load_state(state)
+    """Finish an interrupted generate, morph, zoom or restyle; on CPU with a seed, the result equals
+    an uninterrupted run's."""
+    data = load_state(state)
+    if data["kind"] != "generate":
+        from clipgan.cli_animate import resume_animation
+
+        resume_animation(data, quiet)
+        output = Path(data["job"]["output"])
+    else:
+        output = _resume_generate(data, state, quiet)
+    if state.resolve() == state_path(output).resolve():
+        state.unlink(missing_ok=True)
+
+
+def _resume_generate(data: dict, state: Path, quiet: bool) -> Path:
     job = Job.from_dict(data["job"])
     settings = Settings.from_dict(data["settings"])
     if settings.mask is not None or settings.upscale is not None:  # never written by clipgan: refused before work
         raise ClipganError(f"{state} is a masked or upscaled run, and those cannot be resumed")
     run_job(settings, job, quiet, resume=data)
-    if state.resolve() == state_path(job.output).resolve():
-        state.unlink(missing_ok=True)
+    return job.output
 
 
 def _close(bar) -> None:
@@ -249,44 +265,3 @@ def _video(job: Job):
 
     with VideoWriter(job.video, fps=job.fps) as writer:
         yield writer
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM (a scheduler stopping the job) saves state like Ctrl-C; only while a run is going."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _save_state(state: dict, path: Path) -> None:
-    import torch
-
-    from clipgan.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_state(path: Path) -> dict:
-    import torch
-
-    if not path.is_file():
-        raise ClipganError(f"state file not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        raise ClipganError(f"{path} is not a readable clipgan state file") from None
-    if not isinstance(data, dict) or data.get("kind") != "generate" or "job" not in data:
-        raise ClipganError(f"{path} is not a clipgan generate state file")
-    return data

@@ -229,9 +229,7 @@ def generate(
     if resume is not None:  # same RNG draws as the first run up to here, then its saved state
         z, opt_state, start = resume["z"].to(models.device), resume["optimizer"], resume["next_step"]
         losses = list(resume.get("losses", []))
-        torch.set_rng_state(resume["rng"])
-        if resume.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(resume["cuda_rng"])
+        restore_rng(resume)
     check_memory(s, models)  # refuse now rather than run out of memory mid-step
     steps = iterate(models.vqgan, guides, z, **iterate_options(s, models.device),
                     start=start, optimizer_state=opt_state, z_init=z0)
@@ -250,6 +248,13 @@ def rng_state() -> dict:
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def restore_rng(state: dict) -> None:
+    """Puts back the RNG states that `rng_state()` took."""
+    torch.set_rng_state(state["rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 def resume_state(step: Step, settings: Settings, losses: list[float], rng: dict) -> dict:

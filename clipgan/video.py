@@ -116,6 +116,28 @@ class VideoWriter:
             raise ClipganError(f"ffmpeg stopped while writing {self.path}: {self._stderr()}") from None
         self.frames += 1
 
+    def salvage(self):
+        """For an interrupted job: ends the partial file cleanly and returns its frames as a
+        (N, H, W, 3) uint8 tensor at the size they were given (None if none could be read).
+        The file itself is still deleted when the `with` block ends with the interruption."""
+        import numpy as np
+        import torch
+
+        if self._proc is None or self._proc.poll() is not None:
+            return None
+        with contextlib.suppress(OSError):
+            self._proc.stdin.close()
+        if self._proc.wait() != 0:
+            return None
+        w, h = self.size
+        reader, meta = _open_reader(self._tmp)
+        full = tuple(meta["size"])
+        try:
+            frames = [np.frombuffer(data, np.uint8).reshape(full[1], full[0], 3)[:h, :w] for data in reader]
+        finally:
+            reader.close()
+        return torch.from_numpy(np.stack(frames)) if frames else None
+
     def _even(self, array):
         if self.path.suffix.lower() not in _EVEN_SIDES:
             return array
@@ -184,7 +206,8 @@ def _open_reader(path: Path):
     """imageio-ffmpeg's frame generator and its metadata (size, fps, duration)."""
     import imageio_ffmpeg
 
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    # passthrough: each decoded frame once (a short gif would otherwise be resampled to 100 fps)
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=["-fps_mode", "passthrough"])
     try:
         meta = next(reader)
     except (OSError, RuntimeError, StopIteration) as e:

@@ -111,6 +111,26 @@ def test_keyboard_interrupt_leaves_no_file(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("ext, exact", [(".gif", True), (".mp4", False)])
+def test_salvage_returns_the_frames_so_far_and_still_leaves_no_file(tmp_path, ext, exact):
+    path = tmp_path / f"out{ext}"
+    frames = [torch.full((1, 3, 15, 17), v) for v in (0.0, 1.0)]  # odd sides: the mp4 padding is cut off again
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(path, fps=5) as video:
+            for f in frames:
+                video.append(f)
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                kept = video.salvage()
+                raise
+    assert kept.shape == (2, 15, 17, 3) and kept.dtype == torch.uint8  # two frames: no resampling to 100 fps
+    expected = torch.stack([f[0].permute(1, 2, 0).mul(255).byte() for f in frames])
+    difference = (kept.int() - expected.int()).abs().max().item()
+    assert difference == 0 if exact else difference <= 3
+    assert leftovers(tmp_path) == []
+
+
 def test_no_frames_is_an_error_and_no_file(tmp_path):
     path = tmp_path / "empty.mp4"
     with pytest.raises(ClipganError, match="no frames"):

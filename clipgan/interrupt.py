@@ -1,0 +1,73 @@
+"""Interrupted jobs: SIGTERM taken like Ctrl-C, and the state file that `clipgan resume` reads.
+
+A state file is a dict saved with torch.save and read back with weights_only=True (tensors,
+numbers, strings, lists and dicts only): its "kind" says which command wrote it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from pathlib import Path
+
+from clipgan.errors import ClipganError
+
+INTERRUPTED = 130  # the shell's code for Ctrl-C
+KINDS = ("generate", "morph", "zoom", "restyle")
+
+
+def state_path(output: Path) -> Path:
+    """`<output stem>.state.pt` beside the output."""
+    return output.with_name(f"{output.stem}.state.pt")
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM (a scheduler stopping the job) saves state like Ctrl-C; only while a run is going."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def save_state(state: dict, path: Path) -> None:
+    import torch
+
+    from clipgan.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: Path) -> dict:
+    import torch
+
+    if not path.is_file():
+        raise ClipganError(f"state file not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise ClipganError(f"{path} is not a readable clipgan state file") from None
+    if not isinstance(data, dict) or data.get("kind") not in KINDS or "job" not in data:
+        raise ClipganError(f"{path} is not a clipgan state file")
+    return data
+
+
+def to_cpu(value):
+    """Tensors anywhere inside dicts, lists and tuples moved to the CPU (a state loads on any machine)."""
+    if hasattr(value, "detach"):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
