@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from clipgan.io import save_image, to_pil
-from clipgan.models.registry import bundled_dir
 from clipgan.pipeline import generate
 
 STEPS = int(os.environ.get("CLIPGAN_SOAK_STEPS", "2000"))
@@ -30,11 +29,8 @@ def rss_bytes() -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads resident memory from /proc")
-def test_long_run_with_frames_does_not_grow_in_memory(tiny_settings, tmp_path):
-    if (bundled_dir() / "toy-vqgan.yaml").is_file():
-        run = dict(vqgan="toy", clip=("toy",), size=(64, 64), cutn=16, device="cpu", seed=1)
-    else:  # the bundled models are not built here: the tiny test models stand in
-        run = dict(tiny_settings)
+def test_long_run_with_frames_does_not_grow_in_memory(tmp_path):
+    run = dict(vqgan="toy", clip=("toy",), size=(64, 64), cutn=16, device="cpu", seed=1)
     rss = {}
 
     def on_step(step):
