@@ -84,7 +84,7 @@ class ClipTrainConfig:
     eval_n: int = 1000
     noise: float = 0.04  # max std of added gaussian noise
     jitter: float = 0.1  # brightness / contrast / saturation jitter amplitude
-    bf16: bool = True  # CPU autocast: a real speed-up on AVX-512 BF16 machines
+    bf16: bool = True  # CPU autocast: a real speed-up on AVX-512 BF16 machines, far slower elsewhere
     eval_every: int = 0  # >0: log a small zero-shot check every this many steps
     shape_init: bool = True  # sin-cos positions and edge filters at the start (see below)
 

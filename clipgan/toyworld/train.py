@@ -40,10 +40,10 @@ def _params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int) -> dict:
+def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int, bf16: bool) -> dict:
     import torch
     torch.set_num_threads(threads)
-    cfg = clip_mod.ClipTrainConfig(steps=steps, seed=seed, eval_n=eval_n)
+    cfg = clip_mod.ClipTrainConfig(steps=steps, seed=seed, eval_n=eval_n, bf16=bf16)
     cfg.warmup = min(cfg.warmup, max(1, steps // 10))
     model, log = clip_mod.train(cfg, progress=True, position=position)
     cfg_path, w_path = clip_mod.save(model, cfg.arch, Path(out))
@@ -65,10 +65,10 @@ def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, positio
     }
 
 
-def run_vqgan(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int) -> dict:
+def run_vqgan(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int, bf16: bool) -> dict:
     import torch
     torch.set_num_threads(threads)
-    cfg = vq_mod.VQTrainConfig(steps=steps, seed=seed, eval_n=eval_n)
+    cfg = vq_mod.VQTrainConfig(steps=steps, seed=seed, eval_n=eval_n, bf16=bf16)
     cfg.warmup = min(cfg.warmup, max(1, steps // 10))
     model, log = vq_mod.train(cfg, progress=True, position=position)
     cfg_path, ckpt_path = vq_mod.save(model, cfg.arch, Path(out), global_step=steps)
@@ -89,7 +89,7 @@ def run_vqgan(out: str, steps: int, seed: int, eval_n: int, threads: int, positi
     }
 
 
-def run_classifier(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int) -> dict:
+def run_classifier(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int, bf16: bool) -> dict:
     import torch
     torch.set_num_threads(threads)
     cfg = cls_mod.ClassifierConfig(steps=steps, seed=seed, eval_n=eval_n)
@@ -113,6 +113,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--classifier-steps", type=int, default=cls_mod.ClassifierConfig.steps)
     p.add_argument("--eval-n", type=int, default=1000, help="fresh renders for the CLIP zero-shot figures")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="bf16 autocast in training; auto: only on CPUs with native bf16 (emulated bf16 is 8-24x slower)")
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
     return p.parse_args(argv)
@@ -131,16 +133,21 @@ def main(argv=None) -> dict:
     runners = {"clip": run_clip, "vqgan": run_vqgan, "classifier": run_classifier}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    bf16 = {"on": True, "off": False}.get(a.bf16)
+    if bf16 is None:
+        from clipgan.pipeline import cpu_has_native_bf16
+
+        bf16 = cpu_has_native_bf16()
     t0 = time.time()
     results = {}
     cores = os.cpu_count() or 1
     if a.sequential or len(names) == 1 or cores < 2:
         for i, n in enumerate(names):
-            results[n] = runners[n](str(out), steps[n], a.seed, evals[n], cores, 0)
+            results[n] = runners[n](str(out), steps[n], a.seed, evals[n], cores, 0, bf16)
     else:
         # spawn: a clean interpreter per worker, one thread each
         with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
-            futures = {n: pool.submit(runners[n], str(out), steps[n], a.seed, evals[n], 1, i)
+            futures = {n: pool.submit(runners[n], str(out), steps[n], a.seed, evals[n], 1, i, bf16)
                        for i, n in enumerate(names)}
             results = {n: f.result() for n, f in futures.items()}
     card_path = out / "toy-models.json"
@@ -152,6 +159,7 @@ def main(argv=None) -> dict:
         "command": "python -m clipgan.toyworld.train " + " ".join(argv if argv is not None else sys.argv[1:]),
         "torch": __import__("torch").__version__,
         "machine": f"{platform.machine()}, {cores} CPU cores",
+        "bf16_autocast": bf16,
     })
     for n, r in results.items():
         card[{"clip": "clip", "vqgan": "vqgan", "classifier": "shape_classifier"}[n]] = r

@@ -72,7 +72,7 @@ class VQTrainConfig:
     seed: int = 0
     eval_seed: int = 2_000_003
     eval_n: int = 200
-    bf16: bool = True  # CPU autocast for the convolutions: about 3x faster here
+    bf16: bool = True  # CPU autocast for the convolutions: about 3x faster with native bf16
     verbose: bool = False  # print the periodic log lines
 
 
