@@ -332,18 +332,11 @@ def _resumed(resume: dict | None, device) -> dict:
     """The carry's values on `device`, with its RNG states put back; {} without one."""
     if resume is None:
         return {}
+    from clipgan.interrupt import move
     from clipgan.pipeline import restore_rng
 
     restore_rng(resume)
-    return _to_device({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, device)
-
-
-def _to_device(value, device):
-    if hasattr(value, "to"):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    return value
+    return move({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, device)
 
 
 class _Runner:

@@ -73,10 +73,9 @@ def _frames(job: dict, settings: Settings, carry: dict | None):
 def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = None) -> None:
     """Draws the seed (so it can be printed), then streams the frames into the video with a progress
     bar. Ctrl-C or SIGTERM keeps the finished frames and the carry in `<stem>.state.pt` (exit 130)."""
-    from PIL import Image
     from tqdm import tqdm
 
-    from clipgan.interrupt import INTERRUPTED, save_state, sigterm_interrupts, state_path, to_cpu
+    from clipgan.interrupt import INTERRUPTED, move, save_state, sigterm_interrupts, state_path
     from clipgan.pipeline import draw_seed
     from clipgan.video import VideoWriter
 
@@ -95,8 +94,7 @@ def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = Non
         try:
             with sigterm_interrupts(), VideoWriter(output, fps=fps) as video:
                 try:
-                    for array in done if done is not None else ():
-                        video.append(Image.fromarray(array.numpy()))
+                    video.restore(done)
                     for last in frames:
                         video.append(last.image)
                         bar.update(1)
@@ -112,7 +110,7 @@ def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = Non
                 raise typer.Exit(INTERRUPTED) from None
             path = state_path(output)
             save_state({"kind": job["kind"], "version": 1, "job": job, "settings": settings.to_dict(),
-                        "carry": to_cpu(last.carry), "frames": kept}, path)
+                        "carry": move(last.carry, "cpu"), "frames": kept}, path)
             typer.echo(f"interrupted after frame {len(kept)} of {job['total']}; resume with: clipgan resume {path}",
                        err=True)
             raise typer.Exit(INTERRUPTED) from None

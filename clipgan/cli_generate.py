@@ -188,9 +188,8 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
     try:
         with notices(quiet), sigterm_interrupts(), _video(job) as video:
             try:
-                earlier = resume.get("frames") if resume is not None and video is not None else None
-                for array in earlier if earlier is not None else ():  # the progress video before the interruption
-                    video.append(Image.fromarray(array.numpy()))
+                if resume is not None and video is not None:  # the progress video before the interruption
+                    video.restore(resume.get("frames"))
                 result = run_generate(settings=settings, callback=on_step, resume=resume)
             except KeyboardInterrupt:
                 if video is not None and resumable and last:

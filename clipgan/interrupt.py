@@ -62,12 +62,13 @@ def load_state(path: Path) -> dict:
     return data
 
 
-def to_cpu(value):
-    """Tensors anywhere inside dicts, lists and tuples moved to the CPU (a state loads on any machine)."""
+def move(value, device):
+    """Tensors anywhere inside dicts, lists and tuples, detached and moved to `device` (a state is
+    saved from the CPU so that it loads on any machine, and moved back to the run's device)."""
     if hasattr(value, "detach"):
-        return value.detach().cpu()
+        return value.detach().to(device)
     if isinstance(value, dict):
-        return {k: to_cpu(v) for k, v in value.items()}
+        return {k: move(v, device) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(to_cpu(v) for v in value)
+        return type(value)(move(v, device) for v in value)
     return value

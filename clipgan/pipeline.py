@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch

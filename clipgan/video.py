@@ -138,6 +138,11 @@ class VideoWriter:
             reader.close()
         return torch.from_numpy(np.stack(frames)) if frames else None
 
+    def restore(self, frames) -> None:
+        """Appends the frames a `salvage()` returned (None: none), as the job's video began."""
+        for array in frames if frames is not None else ():
+            self.append(Image.fromarray(array.numpy()))
+
     def _even(self, array):
         if self.path.suffix.lower() not in _EVEN_SIDES:
             return array
