@@ -104,3 +104,28 @@ def tiny_settings(tiny_models) -> dict:
     config, weights = tiny_models["clip"]
     return dict(vqgan_config=str(yaml_path), vqgan_checkpoint=str(ckpt_path), clip=(f"{config}:{weights}",),
                 size=(32, 32), iterations=3, cutn=4, device="cpu", seed=1)
+
+
+def tiny_cli_args(kw: dict) -> list[str]:
+    """CLI options for the tiny models of `tiny_settings` at 32x32, seeded: one run's worth, no output flags."""
+    return ["--vqgan-config", kw["vqgan_config"], "--vqgan-checkpoint", kw["vqgan_checkpoint"], "--clip", kw["clip"][0],
+            "-s", "32", "32", "--cutn", "4", "--device", "cpu", "--seed", "5"]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core machine, two spinning threads make small steps 5-10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_loaded(tiny_settings):
+    """(models, settings kwargs) with the tiny random models, loaded once per module."""
+    from clipgan.config import Settings
+    from clipgan.pipeline import load_models
+
+    kwargs = dict(tiny_settings)
+    return load_models(Settings(**kwargs)), kwargs

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_cli_args
 from typer.testing import CliRunner
 
 import clipgan.cli_animate  # noqa: F401  registers morph, zoom and restyle on the app
@@ -24,20 +25,7 @@ from clipgan.video import VideoWriter, read_video_info
 A, B, C = "a red circle on a blue background", "a green square on a yellow background", "a purple star on a white background"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, two spinning threads make these steps 5-10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_settings):
-    """(models, settings kwargs) with the tiny random models, loaded once."""
-    kwargs = dict(tiny_settings)
-    return load_models(Settings(**kwargs)), kwargs
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: the small steps run on one thread
 
 
 # ---------------------------------------------------------------- expressions
@@ -152,14 +140,14 @@ def test_warp_identity_and_zoom():
     (dict(anchor=2), "anchor"),
     (dict(keyframe_steps=0), "keyframe-steps"),
 ])
-def test_bad_morph_options(tiny, options, match):
-    models, kw = tiny
+def test_bad_morph_options(tiny_loaded, options, match):
+    models, kw = tiny_loaded
     with pytest.raises(ClipganError, match=match):
         animate.morph([A, B], models=models, **kw, **options)
 
 
-def test_morph_input_errors(tiny):
-    models, kw = tiny
+def test_morph_input_errors(tiny_loaded):
+    models, kw = tiny_loaded
     with pytest.raises(ClipganError, match="at least two"):
         animate.morph([A], models=models, **kw)
     with pytest.raises(ClipganError, match="not a number"):
@@ -168,8 +156,8 @@ def test_morph_input_errors(tiny):
         animate.morph([A, B], models=models, frames_per_transitions=3, **kw)
 
 
-def test_zoom_rejects_a_zoom_that_reaches_zero(tiny):
-    models, kw = tiny
+def test_zoom_rejects_a_zoom_that_reaches_zero(tiny_loaded):
+    models, kw = tiny_loaded
     with pytest.raises(ClipganError, match="zoom must stay positive"):
         animate.zoom([A], frames=5, zoom="1 - t/4", models=models, **kw)
 
@@ -177,8 +165,8 @@ def test_zoom_rejects_a_zoom_that_reaches_zero(tiny):
 # ---------------------------------------------------------------- morph
 
 
-def test_latent_morph_frames_are_keyframes_and_slerps(tiny):
-    models, kw = tiny
+def test_latent_morph_frames_are_keyframes_and_slerps(tiny_loaded):
+    models, kw = tiny_loaded
     n = 4
     frames = list(animate.morph([A, B, C], frames_per_transition=n, mode="latent", keyframe_steps=3, models=models, **kw))
     assert len(frames) == morph_frame_count(3, n) == 9
@@ -202,8 +190,8 @@ def test_latent_morph_frames_are_keyframes_and_slerps(tiny):
         assert torch.equal(frames[j].image, synth(models.vqgan, frames[j].z))
 
 
-def test_latent_loop_wraps_back_to_the_first_keyframe(tiny):
-    models, kw = tiny
+def test_latent_loop_wraps_back_to_the_first_keyframe(tiny_loaded):
+    models, kw = tiny_loaded
     frames = list(animate.morph([A, B], frames_per_transition=3, mode="latent", loop=True, keyframe_steps=2,
                                 easing="linear", models=models, **kw))
     assert len(frames) == morph_frame_count(2, 3, loop=True) == 6
@@ -212,8 +200,8 @@ def test_latent_loop_wraps_back_to_the_first_keyframe(tiny):
     assert torch.allclose(frames[-1].z, slerp(frames[3].z, frames[0].z, 2 / 3))
 
 
-def test_guided_morph_is_reproducible_with_a_seed(tiny):
-    models, kw = tiny
+def test_guided_morph_is_reproducible_with_a_seed(tiny_loaded):
+    models, kw = tiny_loaded
     opts = dict(frames_per_transition=3, keyframe_steps=2, steps_per_frame=2, models=models)
     runs = [list(animate.morph([A, B], **opts, **kw)) for _ in range(2)]
     other = list(animate.morph([A, B], **opts, **{**kw, "seed": kw["seed"] + 1}))
@@ -225,8 +213,8 @@ def test_guided_morph_is_reproducible_with_a_seed(tiny):
     assert all(f.loss is not None and f.image.shape == (1, 3, 32, 32) for f in runs[0])
 
 
-def test_morph_callback_sees_every_step(tiny):
-    models, kw = tiny
+def test_morph_callback_sees_every_step(tiny_loaded):
+    models, kw = tiny_loaded
     seen = []
     list(animate.morph([A, B], frames_per_transition=2, keyframe_steps=3, steps_per_frame=2, models=models,
                        callback=seen.append, **kw))
@@ -236,16 +224,16 @@ def test_morph_callback_sees_every_step(tiny):
 # ---------------------------------------------------------------- zoom and restyle
 
 
-def test_zoom_without_motion_keeps_the_frame_size(tiny):
-    models, kw = tiny
+def test_zoom_without_motion_keeps_the_frame_size(tiny_loaded):
+    models, kw = tiny_loaded
     frames = list(animate.zoom([A], frames=3, zoom=1, angle=0, shift_x=0, shift_y=0, first_steps=2,
                                steps_per_frame=1, models=models, **{**kw, "size": (48, 32)}))
     assert len(frames) == 3
     assert all(f.image.shape == (1, 3, 32, 48) for f in frames)
 
 
-def test_zoom_with_motion_and_a_story(tiny):
-    models, kw = tiny
+def test_zoom_with_motion_and_a_story(tiny_loaded):
+    models, kw = tiny_loaded
     frames = list(animate.zoom([f"{A} ^ {B}"], frames=4, zoom="1 + 0.05*t", angle="2*sin(t)", shift_x=1,
                                first_steps=2, steps_per_frame=2, models=models, **kw))
     assert [f.prompts for f in frames] == [(A,), (A,), (B,), (B,)]
@@ -263,8 +251,8 @@ def source_video(tmp_path_factory):
     return path
 
 
-def test_restyle_keeps_count_and_aspect_and_starts_from_the_source(tiny, source_video, tmp_path):
-    models, kw = tiny
+def test_restyle_keeps_count_and_aspect_and_starts_from_the_source(tiny_loaded, source_video, tmp_path):
+    models, kw = tiny_loaded
     frames = list(animate.restyle(str(source_video), [A], steps_per_frame=1, blend=0.0, models=models,
                                   **{**kw, "size": (64, 64)}))
     assert len(frames) == 5
@@ -272,8 +260,8 @@ def test_restyle_keeps_count_and_aspect_and_starts_from_the_source(tiny, source_
     assert len(list(animate.restyle(str(source_video), [A], steps_per_frame=1, max_frames=2, models=models, **kw))) == 2
 
 
-def test_restyle_errors(tiny, tmp_path):
-    models, kw = tiny
+def test_restyle_errors(tiny_loaded, tmp_path):
+    models, kw = tiny_loaded
     with pytest.raises(ClipganError, match="not found"):
         animate.restyle(str(tmp_path / "nope.mp4"), [A], models=models, **kw)
     with pytest.raises(ClipganError, match="blend"):
@@ -284,12 +272,11 @@ def test_restyle_errors(tiny, tmp_path):
 
 
 def tiny_args(kw):
-    return ["--vqgan-config", kw["vqgan_config"], "--vqgan-checkpoint", kw["vqgan_checkpoint"], "--clip", kw["clip"][0],
-            "-s", "32", "32", "--cutn", "4", "--device", "cpu", "--seed", "5", "-q"]
+    return [*tiny_cli_args(kw), "-q"]
 
 
-def test_cli_morph_writes_the_documented_frame_count(tiny, tmp_path):
-    _, kw = tiny
+def test_cli_morph_writes_the_documented_frame_count(tiny_loaded, tmp_path):
+    _, kw = tiny_loaded
     out = tmp_path / "morph.gif"
     result = CliRunner().invoke(app, ["morph", A, B, "-o", str(out), "--frames-per-transition", "3", "--mode", "latent",
                                       "--loop", "--keyframe-steps", "2", "--fps", "10", *tiny_args(kw)])
@@ -298,8 +285,8 @@ def test_cli_morph_writes_the_documented_frame_count(tiny, tmp_path):
     assert (count, fps, duration) == (morph_frame_count(2, 3, loop=True), pytest.approx(10), pytest.approx(0.6, abs=0.02))
 
 
-def test_cli_restyle_keeps_the_source_fps_and_count(tiny, source_video, tmp_path):
-    _, kw = tiny
+def test_cli_restyle_keeps_the_source_fps_and_count(tiny_loaded, source_video, tmp_path):
+    _, kw = tiny_loaded
     out = tmp_path / "restyled.mp4"
     result = CliRunner().invoke(app, ["restyle", str(source_video), A, "-o", str(out), "--steps-per-frame", "1", *tiny_args(kw)])
     assert result.exit_code == 0, result.output

@@ -16,30 +16,18 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cli_args
 from typer.testing import CliRunner
 
 import clipgan.cli_animate  # noqa: F401  registers morph, zoom and restyle on the app
 from clipgan import animate
 from clipgan.cli import app
-from clipgan.config import Settings
-from clipgan.pipeline import load_models
 from clipgan.video import VideoWriter, iter_frames, read_video_info
 
 A, B, C = "a red circle on a blue background", "a green square on a yellow background", "a purple star"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_settings):
-    kwargs = dict(tiny_settings)
-    return load_models(Settings(**kwargs)), kwargs
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: the small steps run on one thread
 
 
 @pytest.fixture(scope="module")
@@ -66,38 +54,33 @@ def check_resume(make, cut_points):
     return whole
 
 
-def test_guided_morph_resumes_at_keyframes_and_between_them(tiny):
-    models, kw = tiny
+def test_guided_morph_resumes_at_keyframes_and_between_them(tiny_loaded):
+    models, kw = tiny_loaded
     opts = dict(frames_per_transition=3, keyframe_steps=3, steps_per_frame=2)
     whole = check_resume(lambda carry: animate.morph([A, B, C], resume=carry, models=models, **opts, **kw),
                          [0, 1, 3, 5])  # a keyframe, mid-transition, the next keyframe, the last in-between
     assert len(whole) == animate.morph_frame_count(3, 3)
 
 
-def test_latent_morph_with_loop_resumes(tiny):
-    models, kw = tiny
+def test_latent_morph_with_loop_resumes(tiny_loaded):
+    models, kw = tiny_loaded
     opts = dict(frames_per_transition=2, mode="latent", loop=True, keyframe_steps=2)
     check_resume(lambda carry: animate.morph([A, B], resume=carry, models=models, **opts, **kw), [0, 2])
 
 
-def test_zoom_resumes(tiny):
-    models, kw = tiny
+def test_zoom_resumes(tiny_loaded):
+    models, kw = tiny_loaded
     opts = dict(frames=4, zoom="1 + 0.05*t", angle=3, first_steps=2, steps_per_frame=2)
     check_resume(lambda carry: animate.zoom([f"{A} ^ {B}"], resume=carry, models=models, **opts, **kw), [0, 2])
 
 
-def test_restyle_resumes(tiny, source_video):
-    models, kw = tiny
+def test_restyle_resumes(tiny_loaded, source_video):
+    models, kw = tiny_loaded
     opts = dict(steps_per_frame=2, blend=0.5)
     check_resume(lambda carry: animate.restyle(str(source_video), [A], resume=carry, models=models, **opts, **kw), [1])
 
 
 # ---------------------------------------------------------------- the CLI
-
-
-def tiny_args(kw):
-    return ["--vqgan-config", kw["vqgan_config"], "--vqgan-checkpoint", kw["vqgan_checkpoint"], "--clip", kw["clip"][0],
-            "-s", "32", "32", "--cutn", "4", "--device", "cpu", "--seed", "5"]
 
 
 def interrupt_after(args, pattern: str, timeout: float = 120) -> str:
@@ -122,10 +105,10 @@ def frames_of(path):
     return np.stack([np.asarray(f, dtype=np.int16) for f in iter_frames(path)])
 
 
-def test_cli_zoom_interrupted_then_resumed_makes_the_same_video(tiny, tmp_path):
-    _, kw = tiny
+def test_cli_zoom_interrupted_then_resumed_makes_the_same_video(tiny_loaded, tmp_path):
+    _, kw = tiny_loaded
     common = ["zoom", A, "--frames", "24", "--steps-per-frame", "3", "--first-steps", "3", "--fps", "8",
-              *tiny_args(kw)]
+              *tiny_cli_args(kw)]
     whole = tmp_path / "whole.gif"
     assert CliRunner().invoke(app, [*common, "-o", str(whole), "-q"]).exit_code == 0
 
@@ -146,9 +129,9 @@ def test_cli_zoom_interrupted_then_resumed_makes_the_same_video(tiny, tmp_path):
     assert np.abs(got[:done] - expected[:done]).mean() < 2  # read back from the partial gif and re-encoded
 
 
-def test_cli_morph_interrupted_then_resumed_has_every_frame(tiny, tmp_path):
-    _, kw = tiny
-    common = ["morph", A, B, "-n", "8", "--keyframe-steps", "3", "--steps-per-frame", "3", "--fps", "5", *tiny_args(kw)]
+def test_cli_morph_interrupted_then_resumed_has_every_frame(tiny_loaded, tmp_path):
+    _, kw = tiny_loaded
+    common = ["morph", A, B, "-n", "8", "--keyframe-steps", "3", "--steps-per-frame", "3", "--fps", "5", *tiny_cli_args(kw)]
     out = tmp_path / "m.gif"
     err = interrupt_after([*common, "-o", str(out)], r"\b[2-7]/9\b")
     result = CliRunner().invoke(app, ["resume", str(tmp_path / "m.state.pt"), "-q"])
@@ -156,9 +139,9 @@ def test_cli_morph_interrupted_then_resumed_has_every_frame(tiny, tmp_path):
     assert read_video_info(out)[0] == 9
 
 
-def test_cli_generate_progress_video_survives_an_interrupt(tiny, tmp_path):
-    _, kw = tiny
-    common = ["generate", A, *tiny_args(kw), "-i", "60", "--save-every", "2", "--fps", "10"]
+def test_cli_generate_progress_video_survives_an_interrupt(tiny_loaded, tmp_path):
+    _, kw = tiny_loaded
+    common = ["generate", A, *tiny_cli_args(kw), "-i", "60", "--save-every", "2", "--fps", "10"]
     out, video = tmp_path / "g.png", tmp_path / "g.gif"
     interrupt_after([*common, "-o", str(out), "--video", str(video)], r"\b[1-4]\d/60\b")
     assert not video.exists()
