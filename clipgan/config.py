@@ -36,6 +36,12 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+class Switch(str, Enum):
+    auto = "auto"  # on where measured to pay (clipgan.accel.AUTO): today off everywhere
+    on = "on"
+    off = "off"
+
+
 class InitNoise(str, Enum):
     codes = "codes"  # random codebook entries
     pixels = "pixels"  # uniform noise image through the encoder
@@ -79,6 +85,8 @@ class Settings:
     device: str = "auto"  # auto|cpu|cuda|cuda:N|mps
     precision: str = Precision.auto.value
     low_memory: bool = False  # recompute decoder activations in the backward pass (less memory, ~30% slower)
+    compile: str = Switch.auto.value  # torch.compile the decoder and CLIP towers; a failure falls back to eager
+    cuda_graphs: str = Switch.auto.value  # also replay them as CUDA graphs (compile mode reduce-overhead)
     vqgan: str = DEFAULT_VQGAN  # registry name (`clipgan models`)
     vqgan_config: str | None = None  # taming yaml; overrides `vqgan` with vqgan_checkpoint
     vqgan_checkpoint: str | None = None
@@ -116,7 +124,7 @@ class Settings:
         if isinstance(self.augments, str):
             self.augments = tuple(a for a in self.augments.split(",") if a)
         self.clip, self.augments = tuple(_items(self.clip, "clip")), tuple(_items(self.augments, "augments"))
-        for name in ("optimizer", "precision", "init_noise"):
+        for name in ("optimizer", "precision", "init_noise", "compile", "cuda_graphs"):
             value = getattr(self, name)
             setattr(self, name, value.value if isinstance(value, Enum) else value)
         self.augments = tuple(a.value if isinstance(a, Enum) else a for a in self.augments)
@@ -149,6 +157,8 @@ class Settings:
         _check_choice(self.optimizer, Optimizer, "optimizer")
         _check_choice(self.precision, Precision, "precision")
         _check_choice(self.init_noise, InitNoise, "init-noise")
+        _check_choice(self.compile, Switch, "compile")
+        _check_choice(self.cuda_graphs, Switch, "cuda-graphs")
         for a in self.augments:
             _check_choice(a, Augment, "augment")
         if (self.vqgan_config is None) != (self.vqgan_checkpoint is None):

@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from clipgan import accel as _accel
 from clipgan.config import Settings
 from clipgan.cutouts import Cutouts
 from clipgan.errors import NumericError
@@ -90,6 +91,8 @@ def iterate(
     z_init: Tensor | None = None,
     z_mask: Tensor | None = None,
     low_memory: bool = Settings.low_memory,
+    compile: bool = False,
+    cuda_graphs: bool = False,
 ) -> Iterator[Step]:
     """Optimize latent `z` (B, C, h, w) so that CLIP finds the decoded image close to the targets.
 
@@ -100,14 +103,17 @@ def iterate(
     the run's first z as `z_init` (what `init_weight` pulls towards). `z_mask` (bool, broadcast
     to z) limits the change to some latent cells: the others keep their value in z.
     `low_memory` recomputes the decoder's activations in the backward pass (same gradients).
+    `compile` runs the decoder and CLIP image towers through torch.compile, `cuda_graphs` also
+    replays them as CUDA graphs (clipgan.accel); a failure there means eager, with a notice.
     """
+    mode = _accel.compile_mode(compile, cuda_graphs)
     with lowmem.low_memory(vqgan, low_memory):
         yield from _iterate(vqgan, guides, z, steps, lr, optimizer, init_weight, tv_weight, dtype,
-                            start, optimizer_state, z_init, z_mask)
+                            start, optimizer_state, z_init, z_mask, mode)
 
 
 def _iterate(vqgan, guides, z, steps, lr, optimizer, init_weight, tv_weight, dtype,
-             start, optimizer_state, z_init, z_mask) -> Iterator[Step]:
+             start, optimizer_state, z_init, z_mask, mode) -> Iterator[Step]:
     z_init = (z if z_init is None else z_init).detach().clone()
     z = z.detach().clone().requires_grad_(True)
     z_keep = z.detach().clone() if z_mask is not None else None
@@ -119,33 +125,59 @@ def _iterate(vqgan, guides, z, steps, lr, optimizer, init_weight, tv_weight, dty
         opt.load_state_dict(optimizer_state)
     device_type = z.device.type
     scaler = torch.amp.GradScaler(device_type, enabled=dtype == torch.float16)
+    accel = None
+    try:
+        for i in range(start, steps):
+            active = guides(i) if callable(guides) else guides
+            if mode is not None and accel is None:
+                accel = _accel.Accelerated(_accel.accelerated_modules(vqgan, [g.perceptor for g in active]), mode)
+            train = i < steps - 1  # the last step only scores: its update would never be seen
+            while True:
+                try:
+                    image, losses, total = _forward_backward(vqgan, active, z, z_init, init_weight, tv_weight,
+                                                             dtype, scaler, i, train, accel)
+                    break
+                except Exception as e:
+                    if not _accel.can_fall_back(accel, e):
+                        raise
+                    accel.fallback(e)  # eager from now on; z and the optimizer are untouched so far
+                    opt.zero_grad(set_to_none=True)
+            z_used = z.detach().clone()
+            if train and total.requires_grad:
+                scaler.step(opt)
+                scaler.update()
+                with torch.no_grad():
+                    z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
+                    if z_mask is not None:
+                        z.copy_(torch.where(z_mask, z, z_keep))
+                    if not torch.isfinite(z).all():
+                        raise NumericError(f"the latent became NaN at step {i}; lower --lr or use --precision fp32")
+            yield Step(i, total.item(), {k: v.item() for k, v in losses.items()}, z_used, image.detach(),
+                       _snapshot(z, opt, i + 1))
+    finally:
+        if accel is not None:
+            accel.restore()
 
-    for i in range(start, steps):
-        active = guides(i) if callable(guides) else guides
-        opt.zero_grad(set_to_none=True)
-        autocast = torch.autocast(device_type, dtype=dtype) if dtype else contextlib.nullcontext()
-        with autocast:
-            image = synth(vqgan, z)
-            losses = _guide_losses(active, image)
-        if init_weight:
-            losses["init"] = init_loss(z, z_init, init_weight)
-        if tv_weight:
-            losses["tv"] = tv_loss(image, tv_weight)
-        total = sum(losses.values(), torch.zeros((), device=z.device))
-        if not torch.isfinite(total):
-            raise NumericError(f"the loss became {total.item()} at step {i}; lower --lr or use --precision fp32")
-        z_used = z.detach().clone()
-        if i < steps - 1 and total.requires_grad:  # the last step only scores: its update would never be seen
-            scaler.scale(total).backward()
-            scaler.step(opt)
-            scaler.update()
-            with torch.no_grad():
-                z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
-                if z_mask is not None:
-                    z.copy_(torch.where(z_mask, z, z_keep))
-                if not torch.isfinite(z).all():
-                    raise NumericError(f"the latent became NaN at step {i}; lower --lr or use --precision fp32")
-        yield Step(i, total.item(), {k: v.item() for k, v in losses.items()}, z_used, image.detach(), _snapshot(z, opt, i + 1))
+
+def _forward_backward(vqgan, active, z, z_init, init_weight, tv_weight, dtype, scaler, i, train, accel):
+    """One step's losses and, when training, the gradient in z.grad."""
+    if accel is not None:
+        accel.step_begin()
+    z.grad = None
+    autocast = torch.autocast(z.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+    with autocast:
+        image = synth(vqgan, z)
+        losses = _guide_losses(active, image)
+    if init_weight:
+        losses["init"] = init_loss(z, z_init, init_weight)
+    if tv_weight:
+        losses["tv"] = tv_loss(image, tv_weight)
+    total = sum(losses.values(), torch.zeros((), device=z.device))
+    if not torch.isfinite(total):
+        raise NumericError(f"the loss became {total.item()} at step {i}; lower --lr or use --precision fp32")
+    if train and total.requires_grad:
+        scaler.scale(total).backward()
+    return image, losses, total
 
 
 def _guide_losses(guides: Sequence[Guide], image: Tensor) -> dict[str, Tensor]:

@@ -87,8 +87,11 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def iterate_options(s: Settings, device: torch.device) -> dict:
     """The keyword arguments of `iterate` that come from settings, for every caller alike."""
+    from clipgan.accel import resolve
+
     return dict(steps=s.iterations, lr=s.lr, optimizer=s.optimizer, init_weight=s.init_weight,
-                tv_weight=s.tv_weight, dtype=resolve_dtype(s.precision, device), low_memory=s.low_memory)
+                tv_weight=s.tv_weight, dtype=resolve_dtype(s.precision, device), low_memory=s.low_memory,
+                compile=resolve(s.compile, "compile", device), cuda_graphs=resolve(s.cuda_graphs, "cuda_graphs", device))
 
 
 def load_models(settings: Settings) -> Models:

@@ -106,7 +106,11 @@ class ClassicRunner:
     def __init__(self, vqgan, perceptor, target, z, cutn):
         from clipgan.bench.classic import ClassicStep
 
-        self.state = ClassicStep(vqgan, perceptor.model, [(target, 1.0, float("-inf"))], z, cutn=cutn)
+        clip_model = perceptor.model
+        if z.device.type == "cuda":  # ClassicStep makes CLIP fp16 in place there: not the shared one
+            clip_model = copy.deepcopy(clip_model)
+        self.state = ClassicStep(vqgan, clip_model, [(target, 1.0, float("-inf"))], z, cutn=cutn)
+        self.models = (vqgan, clip_model)
         self.i = 0
 
     def step(self, checkin: bool = False) -> float:
@@ -122,13 +126,17 @@ class ClipganRunner:
     """clipgan's iterate(), driven one step at a time, with one lever changed."""
 
     def __init__(self, vqgan, perceptor, target, z, cutn, *, dtype=None, channels_last=False, low_memory=False,
-                 pooled=False, default_dtype=None):
+                 pooled=False, default_dtype=None, compile=False, cuda_graphs=False, copy_models=True):
         from clipgan.config import Settings
         from clipgan.cutouts import CutoutConfig, Cutouts
         from clipgan.optimize import Guide, Target, iterate
 
-        if channels_last:  # changes the modules: work on copies
+        # these change the modules (memory format; forwards replaced while the run lives, and
+        # runs interleave here): work on copies, so that no other variant is measured with them
+        if copy_models and (channels_last or low_memory or compile or cuda_graphs):
             vqgan, perceptor = copy.deepcopy(vqgan), copy.deepcopy(perceptor)
+        self.models = (vqgan, perceptor)
+        if channels_last:
             vqgan = vqgan.to(memory_format=torch.channels_last)
             perceptor = perceptor.to(memory_format=torch.channels_last)
         if pooled:
@@ -143,7 +151,7 @@ class ClipganRunner:
         self.dtype = dtype
         self.steps = iterate(vqgan, [guide], z, steps=10**9, lr=Settings.lr, optimizer=Settings.optimizer,
                              init_weight=Settings.init_weight, tv_weight=Settings.tv_weight, dtype=dtype,
-                             low_memory=low_memory)
+                             low_memory=low_memory, compile=compile, cuda_graphs=cuda_graphs)
         self.last = None
 
     def step(self, checkin: bool = False) -> float:

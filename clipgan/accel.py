@@ -1,0 +1,104 @@
+"""The CUDA path: torch.compile and CUDA graphs for the decoder and the CLIP image towers.
+
+Settings.compile and Settings.cuda_graphs take auto|on|off. `auto` means: on where it is
+measured to pay. No GPU measurement exists yet (docs/benchmarks.md), so today `auto` is off
+everywhere: AUTO below is the one place to flip after `python -m clipgan.bench.gpu` shows a
+gain on CUDA. `on` asks for it on any device (torch.compile works on CPU too, slowly to start).
+
+The compiled forwards replace the modules' own for the duration of a run, like low-memory's
+checkpointed forward (clipgan.models.lowmem), and are removed afterwards. Compilation is lazy:
+it fails, if it fails, inside a step. The loop then calls `fallback`, which puts the eager
+forwards back, says so once (ClipganNotice) and lets the step run again: a compile failure
+never stops a run.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from clipgan.errors import ClipganNotice
+
+# what `auto` gives on CUDA (elsewhere auto is always off); flip after measuring
+AUTO = {"compile": False, "cuda_graphs": False}
+
+
+def resolve(setting: str, name: str, device: torch.device) -> bool:
+    """auto|on|off -> whether to use `name` ("compile" or "cuda_graphs") on `device`."""
+    if setting == "on":
+        return True
+    if setting == "off":
+        return False
+    return torch.device(device).type == "cuda" and AUTO[name]
+
+
+def compile_mode(compile: bool, cuda_graphs: bool) -> str | None:
+    """torch.compile's mode for the options, None for eager. CUDA graphs come through compile."""
+    if cuda_graphs:
+        return "reduce-overhead"
+    return "default" if compile else None
+
+
+def accelerated_modules(vqgan, perceptors) -> list[nn.Module]:
+    """The modules worth compiling: the VQGAN decoder and each CLIP image tower."""
+    modules = [getattr(vqgan, "decoder", vqgan)]
+    for p in perceptors:
+        visual = getattr(getattr(p, "model", None), "visual", None)
+        if isinstance(visual, nn.Module) and all(visual is not m for m in modules):
+            modules.append(visual)
+    return modules
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+
+
+class Accelerated:
+    """Compiled forwards put in place on some modules; eager again after `fallback` or `restore`."""
+
+    def __init__(self, modules: list[nn.Module], mode: str, backend="inductor"):
+        self.mode = mode
+        self.cuda_graphs = mode == "reduce-overhead"
+        self._saved: list[tuple[nn.Module, object]] = []  # (module, its instance forward or None)
+        self.active = False
+        try:
+            kwargs = {"mode": mode} if backend == "inductor" else {}
+            for m in modules:
+                previous = m.__dict__.get("forward")  # low-memory's checkpointed forward, say
+                compiled = torch.compile(m.forward, backend=backend, **kwargs)
+                self._saved.append((m, previous))
+                m.forward = compiled
+            self.active = True
+        except Exception as e:  # an unknown backend or option fails here, before any step
+            self.fallback(e)
+
+    def step_begin(self) -> None:
+        """Before each step: with CUDA graphs, the last step's graph outputs may be overwritten."""
+        if self.active and self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def restore(self) -> None:
+        for m, previous in reversed(self._saved):
+            if previous is None:
+                m.__dict__.pop("forward", None)
+            else:
+                m.forward = previous
+        self._saved.clear()
+        self.active = False
+
+    def fallback(self, error: BaseException) -> None:
+        """Eager from now on, with one notice."""
+        self.restore()
+        what = "torch.compile with CUDA graphs" if self.cuda_graphs else "torch.compile"
+        warnings.warn(f"{what} failed ({_first_line(error)}); running without it", ClipganNotice, stacklevel=2)
+
+
+def can_fall_back(accel: Accelerated | None, error: BaseException) -> bool:
+    """Whether a step that raised `error` should run again eagerly: compiled code was in use and
+    the error is not one eager code would raise too (bad input, out of memory, NaN)."""
+    from clipgan.errors import ClipganError
+
+    return accel is not None and accel.active and not isinstance(error, (ClipganError, torch.OutOfMemoryError))
