@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install test test-slow demo toy-models gallery docs bench
+.PHONY: install test test-slow demo toy-models gallery docs bench bench-gpu
 
 install: $(STAMP)
 
@@ -38,3 +38,7 @@ bench: install
 	$(PY) -m clipgan.bench.speed --size 256 --cutn 32
 	$(PY) -m clipgan.bench.speed --memory --size 512 --cutn 32
 	$(PY) -m clipgan.toyworld.bench
+
+# every GPU figure in one run (about 5 minutes on one GPU): JSON and markdown in bench-gpu/
+bench-gpu: install
+	$(PY) -m clipgan.bench.gpu --out bench-gpu

@@ -52,7 +52,9 @@ def accelerated_modules(vqgan, perceptors) -> list[nn.Module]:
 
 
 def _first_line(e: BaseException) -> str:
-    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):  # dynamo's "backend='x' raised:" then the cause
+        lines[0] = f"{lines[0]} {lines[1]}"
     return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
 
 
