@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from clipgan.cli import CUT, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN, D, app, given, notices, user_errors
-from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings
+from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings, Switch
 from clipgan.errors import ClipganError, NumericError
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
 
@@ -79,6 +79,8 @@ def generate(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)] = D.device,
     precision: Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)] = Precision(D.precision),
     low_memory: Annotated[bool, typer.Option(help="Recompute decoder activations in the backward pass: much less memory, somewhat slower.", rich_help_panel=RUN)] = D.low_memory,
+    compile: Annotated[Switch, typer.Option(help="torch.compile the decoder and CLIP; a failure falls back to eager (auto: off until measured to pay).", rich_help_panel=RUN)] = Switch(D.compile),
+    cuda_graphs: Annotated[Switch, typer.Option(help="Also replay them as CUDA graphs (auto: off until measured to pay).", rich_help_panel=RUN)] = Switch(D.cuda_graphs),
     vqgan: Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)] = D.vqgan,
     vqgan_config: Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)] = D.vqgan_config,
     vqgan_checkpoint: Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)] = D.vqgan_checkpoint,
@@ -94,7 +96,7 @@ def generate(
                   init_image=init_image, init_weight=init_weight, init_noise=init_noise, mask=mask, feather=feather,
                   upscale=upscale, upscale_steps=upscale_steps, tv_weight=tv_weight,
                   cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer, lr=lr, seed=seed,
-                  device=device, precision=precision, low_memory=low_memory, vqgan=vqgan, vqgan_config=vqgan_config,
+                  device=device, precision=precision, low_memory=low_memory, compile=compile, cuda_graphs=cuda_graphs, vqgan=vqgan, vqgan_config=vqgan_config,
                   vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip), trust_checkpoint=trust_checkpoint)
     params = {"prompts": "prompts", "image_prompts": "image_prompt"}
     typed = set(given(ctx, [params.get(k, k) for k in values]))

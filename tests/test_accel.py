@@ -131,3 +131,13 @@ def test_inductor_compiled_step_gives_the_eager_loss(parts):
         warnings.simplefilter("error", ClipganNotice)  # a fallback would make this test pass for nothing
         compiled = losses(parts, compile=True)
     assert compiled == pytest.approx(eager, rel=1e-3)
+
+
+def test_cli_flags_refuse_other_values():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "clipgan", "generate", "x", "--compile", "yes"], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "yes" in out.stderr
+    help_text = subprocess.run([sys.executable, "-m", "clipgan", "generate", "--help"], capture_output=True, text=True).stdout
+    assert "--compile" in help_text and "--cuda-graphs" in help_text
