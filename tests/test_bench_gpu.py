@@ -37,6 +37,8 @@ def test_every_phase_reports(tiny_run):
     # and it recomputes the decoder in the backward pass: more FLOPs per step than the default
     assert rows["low_memory"]["flops_per_step"] > rows["default"]["flops_per_step"]
     assert "util_of_peak" not in rows["default"]  # no peak for a CPU in the table
+    cut = data["speed"]["cutouts_alone"]
+    assert cut["default_s"] > 0 and cut["default_x_classic"] == pytest.approx(cut["default_s"] / cut["classic_s"])
 
 
 def test_cuda_only_measurements_are_skipped_with_a_reason(tiny_run):

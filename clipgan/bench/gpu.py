@@ -227,6 +227,8 @@ def timed_rounds(runners: dict, rows: dict, report: Report, clock: Clock, warmup
             losses[name].append(loss)
             if r >= warmup:
                 times[name].append(t)
+        log(f"round {r + 1}/{warmup + steps}: " + ", ".join(f"{n} {times[n][-1] if times[n] else float('nan'):.4f} s"
+                                                         for n in runners))
         for name in runners:
             row = rows.setdefault(name, {"what": LEVERS[name][1]})
             row["losses"] = losses[name]
@@ -288,6 +290,7 @@ def run_speed(args, device, models, report: Report) -> None:
     ratios(rows, times, "default", "x_default")
     loss_agreement(rows)
     report.save()
+    report.guard(section, "cutouts_alone", cutouts_alone, models, args, device)
     if "flops" in args.phases:
         for name, runner in runners.items():
             report.guard(rows[name], "flops_per_step", count_flops, runner)
@@ -296,6 +299,29 @@ def run_speed(args, device, models, report: Report) -> None:
         close(runner)
     runners.clear()
     free(device)
+
+
+def cutouts_alone(models, args, device) -> dict:
+    """Seconds for the cutouts alone, forward and backward, on an image of the run's size:
+    clipgan's (one roi_align for every crop, then kornia) against the classic pooled ones."""
+    from clipgan.bench.classic import ClassicCutouts
+    from clipgan.config import Settings
+    from clipgan.cutouts import CutoutConfig, Cutouts
+
+    size = models[1].input_size
+    kinds = {"default": Cutouts(size, CutoutConfig(cutn=args.cutn, cut_pow=Settings.cut_pow, augments=Settings.augments)),
+             "classic": ClassicCutouts(size, args.cutn)}
+    clock, out = Clock(device), {}
+    image = torch.rand(1, 3, args.size, args.size, device=device, requires_grad=True)
+    for name, cut in kinds.items():
+        def once():
+            cut(image).square().mean().backward()
+
+        for _ in range(2):
+            once()
+        out[f"{name}_s"] = statistics.median(clock(once)[0] for _ in range(5))
+    out["default_x_classic"] = out["default_s"] / out["classic_s"]
+    return out
 
 
 def count_flops(runner) -> float:

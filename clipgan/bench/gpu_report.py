@@ -24,6 +24,8 @@ def _status(row: dict) -> str:
         return f"error: {row['error']}"
     if "skipped" in row:
         return f"skipped: {row['skipped']}"
+    if row.get("notices"):  # a compiled lever that fell back to eager: its time is eager time
+        return "FELL BACK: " + "; ".join(row["notices"])
     return row.get("note", "")
 
 
@@ -72,6 +74,19 @@ def largest_lines(data: dict) -> list[str]:
     return out
 
 
+def _errors(value, path: str = ""):
+    """(where, message) of every error recorded anywhere in the run."""
+    if isinstance(value, dict):
+        if isinstance(value.get("error"), str):
+            yield path or "run", value["error"]
+        for k, v in value.items():
+            if k != "error":
+                yield from _errors(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _errors(v, f"{path}[{i}]")
+
+
 def markdown(data: dict) -> str:
     m, s = data.get("machine", {}), data.get("settings", {})
     where = m.get("gpu") or m.get("cpu", "?")
@@ -90,12 +105,16 @@ def markdown(data: dict) -> str:
     elif mm:
         lines.append(f"- matmul: {_status(mm)}")
     lines += ["", "### Speed, lever by lever", ""] + speed_table(data)
+    cut = data["speed"].get("cutouts_alone", {})
+    if "default_s" in cut:
+        lines += ["", f"Cutouts alone, forward and backward at {s.get('size')} px: clipgan's {cut['default_s'] * 1e3:.2f} ms, "
+                      f"classic pooled {cut['classic_s'] * 1e3:.2f} ms ({cut['default_x_classic']:.2f}x)."]
     lines += ["", "### Peak memory (one step, weights included)", ""] + memory_table(data)
     lines += ["", "### Largest size", ""] + (largest_lines(data) or ["- not measured"])
     lines += ["", "### Targets", ""]
     for name, t in data.get("targets", {}).items():
         lines.append(f"- {name}: {'met' if t.get('met') else 'not met'} ({', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in t.items() if k != 'met')})")
-    errors = [f"- {k}: {_status(v)}" for k, v in data.items() if isinstance(v, dict) and "error" in v]
+    errors = [f"- {path}: {message}" for path, message in _errors(data)]
     if errors:
         lines += ["", "### Errors", ""] + errors
     return "\n".join(lines) + "\n"
