@@ -55,6 +55,7 @@ def test_memory_rows_count_what_autograd_keeps(tiny_run):
     plain, low = data["memory"]["rows"]["default 64"], data["memory"]["rows"]["default 64 low_memory"]
     assert plain["peak_allocated_mib"] is None and "CUDA only" in plain["peak_note"]
     assert 0 < low["saved_mib"] < plain["saved_mib"]  # checkpointing keeps less for the backward pass
+    assert 0 < low["estimate_step_mib"] < plain["estimate_step_mib"]
 
 
 def test_markdown_has_every_table(tiny_run):

@@ -364,6 +364,11 @@ def memory_row(args, device, models, size: int, low_memory: bool, lever: str = "
     weights = {p.untyped_storage().data_ptr() for m in runner.models for p in list(m.parameters()) + list(m.buffers())}
     counter = speed.SavedBytes(weights)
     row = {"size": size, "low_memory": low_memory, "lever": lever, "cutn": args.cutn}
+    if lever != "classic":  # what clipgan's pre-run check predicts, to compare with the peak
+        from clipgan.memory import estimate
+
+        est = estimate(vqgan, [perceptor], (size, size), args.cutn, dtype=resolve_dtype("auto", device), low_memory=low_memory)
+        row["estimate_step_mib"] = est.total / 2**20
     try:
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -48,13 +48,13 @@ def speed_table(data: dict) -> list[str]:
 
 
 def memory_table(data: dict) -> list[str]:
-    out = ["| run | size | peak allocated MiB | peak reserved MiB | step MiB | autograd saved MiB | fits cap | status |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = ["| run | size | peak allocated MiB | peak reserved MiB | step MiB | estimate MiB | autograd saved MiB | fits cap | status |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for label, r in data["memory"]["rows"].items():
         if not isinstance(r, dict):
             continue
         out.append(f"| {label} | {r.get('size', '-')} | {_f(r.get('peak_allocated_mib'), '.0f')} | "
-                   f"{_f(r.get('peak_reserved_mib'), '.0f')} | {_f(r.get('step_mib'), '.0f')} | "
+                   f"{_f(r.get('peak_reserved_mib'), '.0f')} | {_f(r.get('step_mib'), '.0f')} | {_f(r.get('estimate_step_mib'), '.0f')} | "
                    f"{_f(r.get('saved_mib'), '.0f')} | {r.get('fits_cap', '-')} | {_status(r)} |")
     return out
 
