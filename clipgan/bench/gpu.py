@@ -215,6 +215,7 @@ def timed_rounds(runners: dict, rows: dict, report: Report, clock: Clock, warmup
     for r in range(warmup + steps):
         if r > warmup and time.monotonic() > deadline:
             break
+        this_round = {}
         for name in list(runners if r % 2 == 0 else reversed(runners)):
             torch.manual_seed(1000 + r)  # the same cutouts for every runner in a round
             try:
@@ -225,10 +226,11 @@ def timed_rounds(runners: dict, rows: dict, report: Report, clock: Clock, warmup
                 close(runners.pop(name))
                 continue
             losses[name].append(loss)
+            this_round[name] = t
             if r >= warmup:
                 times[name].append(t)
-        log(f"round {r + 1}/{warmup + steps}: " + ", ".join(f"{n} {times[n][-1] if times[n] else float('nan'):.4f} s"
-                                                         for n in runners))
+        log(f"round {r + 1}/{warmup + steps}{' (warm-up)' if r < warmup else ''}: "
+            + ", ".join(f"{n} {t:.4f} s" for n, t in this_round.items()))
         for name in runners:
             row = rows.setdefault(name, {"what": LEVERS[name][1]})
             row["losses"] = losses[name]
@@ -409,7 +411,7 @@ def fits(args, device, models, size: int, low_memory: bool) -> dict:
     except (RuntimeError, MemoryError) as e:  # torch.OutOfMemoryError, or cuDNN/cuBLAS failing to allocate
         if out_of_memory_message(e) is None:
             raise
-        return {"size": size, "ok": False, "error": error_text(e)}
+        return {"size": size, "ok": False, "oom": error_text(e)}  # an answer, not an error of the bench
     row["ok"] = bool(row.get("fits_cap"))
     return row
 
@@ -444,7 +446,7 @@ def largest(args, device, models, low_memory: bool, deadline: float) -> dict:
             tried.append(r)
             lo, hi = (mid, hi) if r["ok"] else (lo, mid)
         return {"cap_gib": args.cap_gib, "largest": lo or None, "first_failing": hi, "step": step,
-                "complete": hi is None or hi - lo <= step, "tried": tried}
+                "complete": hi is not None and hi - lo <= step, "tried": tried}
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
         free(device)
@@ -452,9 +454,9 @@ def largest(args, device, models, low_memory: bool, deadline: float) -> dict:
 
 def run_largest(args, device, models, report: Report) -> None:
     section = report.data["largest"]
-    deadline = report.t0 + args.budget * 0.6
-    report.guard(section, "default", largest, args, device, models, False, deadline)
-    report.guard(section, "low_memory", largest, args, device, models, True, deadline + args.budget * 0.05)
+    for name, low in (("default", False), ("low_memory", True)):  # each search 45 s at most
+        deadline = min(time.monotonic() + 45, report.t0 + args.budget * 0.65)
+        report.guard(section, name, largest, args, device, models, low, deadline)
 
 
 # ---- compiled levers: one child process each -------------------------------------------------
