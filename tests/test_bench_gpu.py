@@ -83,3 +83,14 @@ def test_bad_arguments_are_refused():
         gpu.parse_args(["--levers", "classic,warp-drive"])
     with pytest.raises(SystemExit):
         gpu.parse_args(["--size", "100"])
+
+
+def test_a_compile_over_its_cap_is_stopped_and_recorded(tmp_path):
+    """The compiled levers run in a child process: past --compile-cap it is killed, the run goes on."""
+    cmd = [sys.executable, "-m", "clipgan.bench.gpu", "--tiny", "--tiny-models", "--device", "cpu", "--out", str(tmp_path),
+           "--phases", "compiled", "--levers", "compile", "--compile-on-cpu", "--compile-cap", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "gpu.json").read_text())
+    assert data["finished"] and data["compiled"]["rows"]["compile"]["error"] == "stopped at the cap of 1 s"
+    assert data["speed"]["rows"] == {} and "compiled.rows.compile: stopped at the cap" in (tmp_path / "gpu.md").read_text()
