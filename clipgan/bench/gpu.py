@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import gc
 import json
 import os
@@ -496,10 +495,17 @@ def child(args, name: str, timeout: float) -> dict:
         log(f"{name}: child process, cap {timeout:.0f} s")
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-            status = None if out.returncode == 0 else f"child exited {out.returncode}: {out.stderr.strip()[-600:]}"
-        except subprocess.TimeoutExpired:
+            err = out.stderr or ""
+            status = None if out.returncode == 0 else f"child exited {out.returncode}: {err.strip()[-600:]}"
+        except subprocess.TimeoutExpired as e:
+            err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
             status = f"stopped at the cap of {timeout:.0f} s"
-        row = json.loads(path.read_text()) if path.exists() else {}
+        if err.strip():  # the child's own log (compile warnings too) into this run's log
+            sys.stderr.write(f"--- {name} child stderr (last 4000 characters) ---\n{err[-4000:]}\n---\n")
+        try:
+            row = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError as e:
+            row = {"child_json": error_text(e)}
         if status:
             row["error" if "s_per_step" not in row else "note"] = status
         return row
@@ -510,8 +516,14 @@ def child_main(args, device) -> None:
     name, path = args.child, Path(args.child_json)
     row: dict = {"what": LEVERS[name][1]}
 
-    def save():
-        path.write_text(json.dumps(row, default=str))
+    def save():  # atomic: the parent may kill this process at any moment
+        with contextlib.suppress(Exception):
+            from torch._dynamo.utils import counters
+
+            row["dynamo"] = {k: dict(counters[k]) for k in ("stats", "graph_break", "recompiles") if k in counters}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(row, default=str))
+        os.replace(tmp, path)
 
     models = build_models(device, args.tiny_models)
     z = speed.initial_z(models[0], args.size, device)
@@ -521,6 +533,7 @@ def child_main(args, device) -> None:
     ref = make("default", models, z, target, args.cutn, device)
     torch.manual_seed(1)
     runner = make(name, models, z, target, args.cutn, device)
+    log(f"{name}: models built, compiling on the first step")
     torch.manual_seed(1000)
     eager_first, loss_ref = clock(ref.step)
     torch.manual_seed(1000)
@@ -650,16 +663,17 @@ def main(argv=None) -> None:
     if "matmul" in args.phases:
         report.guard(data, "matmul", matmul, device, args.matmul_n)
         log(f"matmul: {data['matmul']}")
-    try:
-        t0 = time.perf_counter()
-        models = build_models(device, args.tiny_models)
-        data["models"] = {"vqgan": "tiny taming VQGAN" if args.tiny_models else "f16-16384 architecture, random weights",
-                          "clip": ("tiny open_clip ViT" if args.tiny_models else speed.CLIP_ARCH) + ", random weights",
-                          "build_s": time.perf_counter() - t0}
-    except Exception as e:
-        data["models"] = {"error": error_text(e)}
-        models = None
-    report.save()
+    models = None
+    if {"speed", "memory", "largest"} & set(args.phases):
+        try:
+            t0 = time.perf_counter()
+            models = build_models(device, args.tiny_models)
+            data["models"] = {"vqgan": "tiny taming VQGAN" if args.tiny_models else "f16-16384 architecture, random weights",
+                              "clip": ("tiny open_clip ViT" if args.tiny_models else speed.CLIP_ARCH) + ", random weights",
+                              "build_s": time.perf_counter() - t0}
+        except Exception as e:
+            data["models"] = {"error": error_text(e)}
+        report.save()
     if models is not None:
         if "speed" in args.phases:
             report.guard(data["speed"], "status", lambda: run_speed(args, device, models, report) or "done")
@@ -674,7 +688,7 @@ def main(argv=None) -> None:
         free(device)
     if "compiled" in args.phases:
         report.guard(data["compiled"], "status", lambda: run_compiled(args, device, report) or "done")
-    data["targets"] = targets(data)
+    report.guard(data, "targets", targets, data)
     data["finished"] = True
     report.save()
     print(markdown(data))
