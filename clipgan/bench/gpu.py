@@ -55,9 +55,11 @@ LEVERS = {
     "low_memory": ({"low_memory": True}, "default + decoder gradient checkpointing"),
     "compile": ({"compile": True}, "default + torch.compile (mode default) of decoder and CLIP tower"),
     "cuda_graphs": ({"cuda_graphs": True}, "default + torch.compile mode reduce-overhead (CUDA graphs)"),
+    "cuda_graphs_fp32": ({"cuda_graphs": True, "dtype": "fp32"}, "cuda_graphs without autocast"),
+    "cuda_graphs_pooled": ({"cuda_graphs": True, "pooled": True}, "cuda_graphs with the classic pooled cutouts"),
 }
 EAGER = ("classic", "default", "fp32", "channels_last", "classic_cutouts", "low_memory")
-COMPILED = ("compile", "cuda_graphs")
+COMPILED = ("compile", "cuda_graphs", "cuda_graphs_fp32", "cuda_graphs_pooled")
 
 
 # ---- the report: written after every measurement ----------------------------------------------
@@ -405,47 +407,47 @@ def run_memory(args, device, models, report: Report) -> None:
 def fits(args, device, models, size: int, low_memory: bool) -> dict:
     from clipgan.memory import out_of_memory_message
 
+    before = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
     try:
         row = memory_row(args, device, models, size, low_memory)
     except (RuntimeError, MemoryError) as e:  # torch.OutOfMemoryError, or cuDNN/cuBLAS failing to allocate
         if out_of_memory_message(e) is None:
             raise
-        return {"size": size, "ok": False, "oom": error_text(e)}  # an answer, not an error of the bench
-    row["ok"] = bool(row.get("fits_cap"))
+        row = {"size": size, "ok": False, "oom": error_text(e)}  # an answer, not an error of the bench
+    else:
+        row["ok"] = bool(row.get("fits_cap"))
+    # a failed step's tensors live on in traceback cycles until collected: the next try would inherit them
+    free(device)
+    row["allocated_before_mib"] = before
     return row
 
 
 def largest(args, device, models, low_memory: bool, deadline: float) -> dict:
-    """Largest multiple of `step` whose one step fits under the cap: doubling, then bisection."""
+    """Largest multiple of `step` whose one step fits under the cap, climbing from --size.
+
+    Climbing, not bisecting: a step that ran out of memory leaves tensors behind that gc does not
+    free (seen on an H200: 13.7 GiB still allocated after a failed 1024 step), so every try after
+    the first failure would measure a polluted allocator. The climb stops at the first failure; run
+    each search in its own process (--largest-kinds) so one search cannot pollute the other."""
     if device.type != "cuda":
         return {"skipped": "needs CUDA: the cap is the CUDA allocator's (set_per_process_memory_fraction)"}
     step = 128
+    if device.index is None:  # the allocator cap wants an index
+        device = torch.device("cuda", torch.cuda.current_device())
     total = torch.cuda.get_device_properties(device).total_memory
-    fraction = min(1.0, args.cap_gib * GIB / total)
-    tried = []
-    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    torch.cuda.set_per_process_memory_fraction(min(1.0, args.cap_gib * GIB / total), device)
+    tried, lo, hi, size = [], None, None, args.size
     try:
-        lo, hi, size = None, None, args.size
-        while hi is None and time.monotonic() < deadline:
+        while size <= 8192 and time.monotonic() < deadline:
             r = fits(args, device, models, size, low_memory)
             tried.append(r)
-            if r["ok"]:
-                lo, size = size, size * 2
-            else:
+            if not r["ok"]:
                 hi = size
-            if size > 8192:
                 break
-        if lo is None:
-            lo = 0
-        while hi is not None and hi - lo > step and time.monotonic() < deadline:
-            mid = (lo + hi) // 2 // step * step
-            if mid <= lo:
-                break
-            r = fits(args, device, models, mid, low_memory)
-            tried.append(r)
-            lo, hi = (mid, hi) if r["ok"] else (lo, mid)
-        return {"cap_gib": args.cap_gib, "largest": lo or None, "first_failing": hi, "step": step,
-                "complete": hi is not None and hi - lo <= step, "tried": tried}
+            lo, size = size, size + step
+        return {"cap_gib": args.cap_gib, "largest": lo, "first_failing": hi, "step": step,
+                "complete": hi is not None and lo is not None, "tried": tried,
+                "note": None if lo is not None else f"{args.size} px did not fit; smaller sizes not searched"}
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
         free(device)
@@ -453,8 +455,10 @@ def largest(args, device, models, low_memory: bool, deadline: float) -> dict:
 
 def run_largest(args, device, models, report: Report) -> None:
     section = report.data["largest"]
-    for name, low in (("default", False), ("low_memory", True)):  # each search 45 s at most
-        deadline = min(time.monotonic() + 45, report.t0 + args.budget * 0.65)
+    for name, low in (("default", False), ("low_memory", True)):
+        if name not in args.largest_kinds:
+            continue
+        deadline = min(time.monotonic() + 75, report.t0 + args.budget * 0.8)
         report.guard(section, name, largest, args, device, models, low, deadline)
 
 
@@ -611,6 +615,8 @@ def parse_args(argv=None):
     p.add_argument("--memory-sizes", default="default:512,default:1024,default:1024:low,classic:512",
                    help="LEVER:SIZE[:low], comma-separated")
     p.add_argument("--cap-gib", type=float, default=16.0, help="memory cap for the largest-size search")
+    p.add_argument("--largest-kinds", default="default,low_memory",
+                   help="which largest-size searches (default, low_memory); one per process gives clean figures")
     p.add_argument("--budget", type=float, default=330.0, help="seconds for the whole run; later phases shrink to fit")
     p.add_argument("--compile-cap", type=float, default=150.0, help="seconds at most per compiled lever (child process)")
     p.add_argument("--levers", default=",".join(LEVERS), help=f"from: {', '.join(LEVERS)}")
@@ -626,6 +632,7 @@ def parse_args(argv=None):
         args.memory_sizes = "default:32,default:64,default:64:low"
     args.levers = tuple(v for v in args.levers.split(",") if v)
     args.phases = tuple(v for v in args.phases.split(",") if v)
+    args.largest_kinds = tuple(v for v in args.largest_kinds.split(",") if v)
     for given, known, what in ((args.levers, LEVERS, "lever"), (args.phases, PHASES, "phase")):
         bad = [v for v in given if v not in known]
         if bad:
