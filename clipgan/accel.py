@@ -1,9 +1,12 @@
 """The CUDA path: torch.compile and CUDA graphs for the decoder and the CLIP image towers.
 
 Settings.compile and Settings.cuda_graphs take auto|on|off. `auto` means: on where it is
-measured to pay. No GPU measurement exists yet (docs/benchmarks.md), so today `auto` is off
-everywhere: AUTO below is the one place to flip after `python -m clipgan.bench.gpu` shows a
-gain on CUDA. `on` asks for it on any device (torch.compile works on CPU too, slowly to start).
+measured to pay. Measured on one H200 at 512 px, cutn 32 (docs/benchmarks.md): CUDA graphs
+(compile mode reduce-overhead) cut a step from 0.081 to 0.035 s but cost about 52 s of
+compiling, so they pay from about 1130 steps; plain compile (0.050 s, 58 s to compile) pays
+later than CUDA graphs always. AUTO below holds those break-even step counts: the one place to
+change after a new `python -m clipgan.bench.gpu`. On CPU auto is always off (not measured to
+pay). `on` asks for it on any device (torch.compile works on CPU too, slowly to start).
 
 The compiled forwards replace the modules' own for the duration of a run, like low-memory's
 checkpointed forward (clipgan.models.lowmem), and are removed afterwards. Compilation is lazy:
@@ -21,17 +24,19 @@ from torch import nn
 
 from clipgan.errors import ClipganNotice
 
-# what `auto` gives on CUDA (elsewhere auto is always off); flip after measuring
-AUTO = {"compile": False, "cuda_graphs": False}
+# from how many steps `auto` turns each on, on CUDA (None: never); elsewhere auto is always off.
+# cuda_graphs: 52 s compile / (0.0807 - 0.0346) s saved per step = 1130 steps, rounded up.
+AUTO = {"compile": None, "cuda_graphs": 1200}
 
 
-def resolve(setting: str, name: str, device: torch.device) -> bool:
-    """auto|on|off -> whether to use `name` ("compile" or "cuda_graphs") on `device`."""
+def resolve(setting: str, name: str, device: torch.device, steps: int = 0) -> bool:
+    """auto|on|off -> whether to use `name` ("compile" or "cuda_graphs") on `device` for a run of `steps`."""
     if setting == "on":
         return True
     if setting == "off":
         return False
-    return torch.device(device).type == "cuda" and AUTO[name]
+    from_steps = AUTO[name]
+    return torch.device(device).type == "cuda" and from_steps is not None and steps >= from_steps
 
 
 def compile_mode(compile: bool, cuda_graphs: bool) -> str | None:

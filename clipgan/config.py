@@ -37,7 +37,7 @@ class Precision(str, Enum):
 
 
 class Switch(str, Enum):
-    auto = "auto"  # on where measured to pay (clipgan.accel.AUTO): today off everywhere
+    auto = "auto"  # on where measured to pay (clipgan.accel.AUTO): CUDA graphs on CUDA for long runs
     on = "on"
     off = "off"
 

@@ -91,7 +91,8 @@ def iterate_options(s: Settings, device: torch.device) -> dict:
 
     return dict(steps=s.iterations, lr=s.lr, optimizer=s.optimizer, init_weight=s.init_weight,
                 tv_weight=s.tv_weight, dtype=resolve_dtype(s.precision, device), low_memory=s.low_memory,
-                compile=resolve(s.compile, "compile", device), cuda_graphs=resolve(s.cuda_graphs, "cuda_graphs", device))
+                compile=resolve(s.compile, "compile", device, s.iterations),
+                cuda_graphs=resolve(s.cuda_graphs, "cuda_graphs", device, s.iterations))
 
 
 def load_models(settings: Settings) -> Models:

@@ -36,10 +36,13 @@ def forwards(parts) -> list:
     return [m.__dict__.get("forward") for m in (vqgan.decoder, guide.perceptor.model.visual)]
 
 
-def test_auto_is_off_today_everywhere_and_on_off_are_obeyed():
+def test_auto_follows_the_measured_break_even_and_on_off_are_obeyed():
+    cuda = torch.device("cuda")
+    assert accel.resolve("auto", "cuda_graphs", cuda, accel.AUTO["cuda_graphs"]) is True
+    assert accel.resolve("auto", "cuda_graphs", cuda, accel.AUTO["cuda_graphs"] - 1) is False
+    assert accel.resolve("auto", "compile", cuda, 10**6) is False  # never pays before CUDA graphs do
     for name in ("compile", "cuda_graphs"):
-        assert accel.resolve("auto", name, torch.device("cpu")) is False
-        assert accel.resolve("auto", name, torch.device("cuda")) is accel.AUTO[name] is False
+        assert accel.resolve("auto", name, torch.device("cpu"), 10**6) is False
         assert accel.resolve("on", name, torch.device("cpu")) is True
         assert accel.resolve("off", name, torch.device("cuda")) is False
     assert accel.compile_mode(False, False) is None
