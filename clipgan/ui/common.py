@@ -1,0 +1,92 @@
+"""What every tab shares: the app's context, errors as page messages, and a run streamed into
+the page (previews, progress, Stop)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from clipgan.errors import ClipganError
+from clipgan.ui.runs import Cache, Stops
+
+DEVICE = "device"  # the one concurrency group of every event that runs models: one run at a time
+log = logging.getLogger("clipgan.ui")
+
+
+@dataclass
+class Context:
+    outdir: Path  # results, videos and kept uploads
+    models: Cache = field(default_factory=Cache)
+    perceptors: Cache = field(default_factory=Cache)
+    stops: Stops = field(default_factory=Stops)
+
+
+def page_error(e: BaseException) -> gr.Error:
+    """The one line a user sees in the page; unexpected errors are logged in the server's console."""
+    if isinstance(e, gr.Error):
+        return e
+    if isinstance(e, ClipganError):
+        return gr.Error(str(e), print_exception=False)
+    from clipgan.memory import out_of_memory_message
+
+    message = out_of_memory_message(e) if isinstance(e, (RuntimeError, MemoryError)) else None
+    if message is None:
+        log.error("%s", "".join(traceback.format_exception(e)))
+        first = (str(e).strip().splitlines() or [""])[0]
+        message = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return gr.Error(message, print_exception=False)
+
+
+def page_errors(fn):
+    """Any exception from a handler (plain or generator) becomes a one-line message in the page."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as e:
+                raise page_error(e) from None
+        return gen
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            raise page_error(e) from None
+    return plain
+
+
+def session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+def lines(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def status_line(step: int, total: int, loss: float | None) -> str:
+    return f"step {step} / {total}" + (f" · loss {loss:.4f}" if loss is not None else "")
+
+
+def follow(events, total: int, progress, on_preview):
+    """Drives `runs.stream` events: progress bar, notes as page warnings, a preview via
+    `on_preview(image, text)` (what the handler yields); returns the final event."""
+    for event in events:
+        if event.kind == "step":
+            progress((event.step, total), desc="steps", unit="steps")
+            if event.image is not None:
+                yield on_preview(event.image, status_line(event.step, total, event.loss))
+        elif event.kind == "note":
+            gr.Warning(event.value)
+        elif event.kind == "error":
+            raise event.value
+        else:
+            return event
+    raise RuntimeError("the run ended without a result")  # stream always ends with done/stopped/error
