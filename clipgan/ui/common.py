@@ -67,6 +67,13 @@ def session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
+def stopper(ctx: Context):
+    """The Stop buttons' handler: sets the flag of the clicking session's run."""
+    def stop(request: gr.Request):
+        ctx.stops.stop(session(request))
+    return stop
+
+
 def lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 

@@ -8,7 +8,7 @@ import gradio as gr
 
 from clipgan.config import Augment, InitNoise, Optimizer, Precision, Settings
 from clipgan.ui import forms
-from clipgan.ui.common import DEVICE, Context, follow, page_errors, session
+from clipgan.ui.common import DEVICE, Context, follow, page_errors, session, stopper
 from clipgan.ui.runs import keep_upload, model_key, save_result, stream
 
 
@@ -123,9 +123,6 @@ def build(ctx: Context) -> None:
                shown: json.dumps(settings_dict, indent=1, sort_keys=True),
                download: gr.update(value=str(path), visible=True), again: gr.update(visible=True)}
 
-    def stop_run(request: gr.Request):
-        ctx.stops.stop(session(request))
-
     @page_errors
     def fill(settings_dict):
         if not settings_dict:
@@ -144,7 +141,7 @@ def build(ctx: Context) -> None:
     outputs = [picture, status, last, shown, download, again]
     run.click(generate, inputs=set(c.values()), outputs=outputs, concurrency_id=DEVICE, concurrency_limit=1,
               show_progress_on=[status])
-    stop.click(stop_run, queue=False)
+    stop.click(stopper(ctx), queue=False)
     again.click(fill, inputs=last, outputs=[c[k] for k in keys], queue=False)
     loaded.upload(fill_from_png, inputs=loaded, outputs=[c[k] for k in keys], queue=False)
 
