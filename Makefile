@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install browser test test-slow demo toy-models gallery docs bench
+.PHONY: install browser test test-slow demo toy-models gallery ui-screenshot docs bench
 
 install: $(STAMP) browser
 
@@ -33,6 +33,10 @@ toy-models: install
 # the README's pictures and GIF (docs/gallery/), made with the bundled models
 gallery: install
 	$(PY) examples/gallery.py --out docs/gallery
+
+# the README's screenshot of `clipgan ui`, taken by its browser test
+ui-screenshot: install
+	CLIPGAN_UI_SCREENSHOT=docs/gallery/ui.png $(PY) -m pytest -q tests/test_ui_browser.py -k generate
 
 # the README's CLI reference, regenerated from the typer app (tests/test_docs.py checks it)
 docs: install

@@ -44,7 +44,7 @@ def form(d: dict) -> dict[str, gr.components.Component]:
                                 multiselect=True, allow_custom_value=True)
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            c["cutn"] = gr.Number(d["cutn"], label="Cutouts", precision=0, minimum=1)
+            c["cutn"] = gr.Number(d["cutn"], label="Cutouts", precision=0, minimum=1, elem_id="cutn")
             c["cut_pow"] = gr.Number(d["cut_pow"], label="Cutout size power")
             c["lr"] = gr.Number(d["lr"], label="Learning rate")
             c["optimizer"] = gr.Dropdown([o.value for o in Optimizer], value=d["optimizer"], label="Optimizer")
@@ -59,16 +59,17 @@ def form(d: dict) -> dict[str, gr.components.Component]:
             c["upscale_steps"] = gr.Number(d["upscale_steps"], label="Upscale steps", precision=0)
             c["device"] = gr.Textbox(d["device"], label="Device (auto, cpu, cuda, cuda:N, mps)")
             c["precision"] = gr.Dropdown([p.value for p in Precision], value=d["precision"], label="Precision")
-            c["low_memory"] = gr.Checkbox(d["low_memory"], label="Low memory")
         with gr.Row():
             c["vqgan_config"] = gr.Textbox(d["vqgan_config"], label="VQGAN yaml (instead of a named VQGAN)")
             c["vqgan_checkpoint"] = gr.Textbox(d["vqgan_checkpoint"], label="VQGAN checkpoint")
             c["trust_checkpoint"] = gr.Checkbox(d["trust_checkpoint"], label="Trust checkpoints (full unpickling)")
+            c["low_memory"] = gr.Checkbox(d["low_memory"], label="Low memory (slower)")
     assert set(c) == set(forms.FORM_FIELDS) | set(forms.EXTRA), "every setting has a field"
     return c
 
 
-CSS = "#picture img, .pixelated img {image-rendering: pixelated}"  # small pictures shown enlarged stay crisp
+# small pictures (the bundled models make 64 px) fill their frame, enlarged without blur
+CSS = "#picture img, .pixelated img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}"
 
 
 def build(ctx: Context) -> None:
