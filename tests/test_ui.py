@@ -161,3 +161,45 @@ def test_clip_rows_rank_the_matching_picture_first(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ClipganError, match="no pictures"):
         folder_images(str(tmp_path / "empty"))
+
+
+def test_cli_ui_refuses_bad_options_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from clipgan.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["ui", "--port", "70000"])
+    assert r.exit_code == 2 and "port must be between 1 and 65535" in r.output
+    (tmp_path / "file").write_text("x")
+    r = runner.invoke(app, ["ui", "--outdir", str(tmp_path / "file")])
+    assert r.exit_code == 2 and "is a file" in r.output and "Traceback" not in r.output
+
+
+def test_cli_ui_serves_the_page_on_localhost(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "clipgan", "ui", "--port", str(port), "--outdir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        page = None
+        for _ in range(600):  # up to about 5 minutes on a loaded machine; usually a few seconds
+            if proc.poll() is not None:
+                pytest.fail(f"clipgan ui exited: {proc.stdout.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    page = r.read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None and "gradio" in page.lower() and '"title":"clipgan"' in page.replace(" ", "")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -148,3 +148,91 @@ def test_clip_tab_ranks_and_searches(page, tmp_path):
     field(page, "search-query").fill("a yellow star on a purple background")
     page.locator("#search").click()
     assert "star.png" in table_rows(page, "search-table", 3)[0]
+
+
+def test_stop_keeps_the_picture_so_far(page, tmp_path):
+    from clipgan.io import read_settings
+
+    page.get_by_role("tab", name="Generate").click()
+    field(page, "prompts").fill(PROMPT)
+    field(page, "steps").fill("1000")  # far more than it will take before Stop
+    page.locator("#generate").click()
+    page.wait_for_function("() => /step ([3-9]|[1-9][0-9]+) [/]/.test(document.querySelector('#status').innerText)")
+    page.locator("#stop").click()
+    page.locator("#status").get_by_text("stopped at step").wait_for()
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    download.value.save_as(tmp_path / "stopped.png")
+    done = read_settings(tmp_path / "stopped.png")["iterations"]  # the steps it took: rerunning those gives it again
+    assert 3 <= done < 1000
+
+
+def test_morph_plays_a_video(page):
+    from clipgan.video import read_video_info
+
+    page.get_by_role("tab", name="Morph").click()
+    field(page, "morph-prompts").fill("a red circle\na blue square")
+    for elem_id, value in (("morph-frames", "2"), ("morph-per-frame", "1"), ("morph-steps", "2"), ("morph-cutn", "2")):
+        field(page, elem_id).fill(value)
+    page.locator("#morph-run").click()
+    page.locator("#morph-status").get_by_text("frames at").wait_for()
+    video = page.locator("#morph-video video")
+    video.wait_for()
+    assert "3 of 3 frames" in page.locator("#morph-status").inner_text()
+    src = video.get_attribute("src")
+    assert src and ".mp4" in src
+    path = src.split("file=", 1)[1]
+    assert read_video_info(path)[0] == 3
+
+
+def test_edit_upscales_an_uploaded_picture(page, tmp_path):
+    from PIL import Image
+
+    from clipgan.io import read_settings
+
+    Image.new("RGB", (32, 32), (220, 30, 30)).save(tmp_path / "small.png")
+    page.get_by_role("tab", name="Edit").click()
+    page.get_by_role("tab", name="Upscale").click()
+    page.locator("#upscale-source input[type=file]").set_input_files(str(tmp_path / "small.png"))
+    field(page, "upscale-steps").fill("2")
+    field(page, "edit-cutn").fill("2")
+    page.locator("#upscale-run").click()
+    page.locator("#upscale-status").get_by_text("done").wait_for()
+    with page.expect_download() as download:
+        page.locator("#upscale-download").click()
+    download.value.save_as(tmp_path / "big.png")
+    assert Image.open(tmp_path / "big.png").size == (64, 64)
+    assert read_settings(tmp_path / "big.png")["iterations"] == 2
+
+
+def test_edit_inpaints_what_was_painted(page, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from clipgan.io import read_settings
+
+    blue = (30, 70, 220)
+    Image.new("RGB", (64, 64), blue).save(tmp_path / "blue.png")
+    page.get_by_role("tab", name="Edit").click()
+    page.get_by_role("tab", name="Inpaint").click()
+    page.locator("#inpaint-editor input[type=file]").set_input_files(str(tmp_path / "blue.png"))
+    page.locator("#inpaint-editor").get_by_text(re.compile(r"^\d+%$")).wait_for()  # fitted to the frame: ready
+    box = page.locator("#inpaint-editor canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 20, cy - 20)  # a short stroke with the brush (the tool after an upload)
+    page.mouse.down()
+    page.mouse.move(cx + 20, cy + 20, steps=8)
+    page.mouse.up()
+    field(page, "edit-prompts").fill("a red circle")
+    for elem_id, value in (("edit-steps", "3"), ("edit-cutn", "2"), ("inpaint-feather", "0")):
+        field(page, elem_id).fill(value)
+    page.locator("#inpaint-run").click()
+    page.locator("#inpaint-status").get_by_text("done").wait_for()
+    with page.expect_download() as download:
+        page.locator("#inpaint-download").click()
+    download.value.save_as(tmp_path / "inpainted.png")
+    settings = read_settings(tmp_path / "inpainted.png")
+    mask = np.asarray(Image.open(settings["mask"]).convert("L")) > 127
+    assert 0 < mask.mean() < 0.5  # the stroke, not the whole picture
+    out = np.asarray(Image.open(tmp_path / "inpainted.png").convert("RGB"))
+    assert (out[~mask] == blue).all()  # outside the painted part, exactly the picture (no seam asked)

@@ -82,14 +82,14 @@ def status_line(step: int, total: int, loss: float | None) -> str:
     return f"step {step} / {total}" + (f" · loss {loss:.4f}" if loss is not None else "")
 
 
-def follow(events, total: int, progress, on_preview):
-    """Drives `runs.stream` events: progress bar, notes as page warnings, a preview via
-    `on_preview(image, text)` (what the handler yields); returns the final event."""
+def follow(events, total: int, progress, picture, status):
+    """Drives `runs.stream` events into the page: the progress bar and status every step, the
+    picture at each preview, notes as page warnings; returns the final event."""
     for event in events:
         if event.kind == "step":
             progress((event.step, total), desc="steps", unit="steps")
-            if event.image is not None:
-                yield on_preview(event.image, status_line(event.step, total, event.loss))
+            text = status_line(event.step, total, event.loss)
+            yield {status: text} if event.image is None else {picture: event.image, status: text}
         elif event.kind == "note":
             gr.Warning(event.value)
         elif event.kind == "error":

@@ -35,8 +35,8 @@ def result_panel(prefix: str):
     with gr.Column(scale=2):
         picture = gr.Image(label="Result", type="pil", interactive=False, height=320, elem_id=f"{prefix}-picture",
                            elem_classes=["pixelated"])
-        status = gr.Markdown("")
-        download = gr.DownloadButton("Download PNG (settings inside)", visible=False)
+        status = gr.Markdown("", elem_id=f"{prefix}-status")
+        download = gr.DownloadButton("Download PNG (settings inside)", visible=False, elem_id=f"{prefix}-download")
     return picture, status, download
 
 
@@ -60,7 +60,7 @@ def build(ctx: Context) -> None:
             yield {status: "loading models…", download: gr.update(visible=False)}
             models = ctx.models.get(model_key(s), lambda: load_models(s))
             end = yield from follow(stream(lambda cb: run(models, cb), flag, total), total, progress,
-                                    lambda im, text: {picture: im, status: text})
+                                    picture, status)
             if end.kind == "stopped":
                 if end.image is None:
                     yield {status: "stopped before the first step"}
@@ -77,9 +77,9 @@ def build(ctx: Context) -> None:
         with gr.Row():
             with gr.Column(scale=3):
                 editor = gr.ImageEditor(type="pil", label="Picture: paint over what to regenerate", elem_id="inpaint-editor",
-                                        brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"), height=360)
-                feather = gr.Number(d.feather, label="Seam (px)", precision=0, minimum=0)
-                go_in = gr.Button("Inpaint", variant="primary")
+                                        brush=gr.Brush(colors=["#ffffff"], color_mode="fixed", default_size=6), height=360)
+                feather = gr.Number(d.feather, label="Seam (px)", precision=0, minimum=0, elem_id="inpaint-feather")
+                go_in = gr.Button("Inpaint", variant="primary", elem_id="inpaint-run")
             out_in = result_panel("inpaint")
 
     def inpaint_work(data, s):
@@ -99,11 +99,11 @@ def build(ctx: Context) -> None:
     with gr.Tab("Outpaint"):
         with gr.Row():
             with gr.Column(scale=3):
-                source_out = gr.Image(label="Picture", type="filepath", height=240)
+                source_out = gr.Image(label="Picture", type="filepath", height=240, elem_id="outpaint-source")
                 with gr.Row():
                     margins = {side: gr.Number(MARGIN if side in ("left", "right") else 0, label=f"{side} (px)",
                                                precision=0, minimum=0) for side in SIDES}
-                go_out = gr.Button("Outpaint", variant="primary")
+                go_out = gr.Button("Outpaint", variant="primary", elem_id="outpaint-run")
             out_out = result_panel("outpaint")
 
     def outpaint_work(data, s):
@@ -121,11 +121,11 @@ def build(ctx: Context) -> None:
         with gr.Row():
             with gr.Column(scale=3):
                 source_up = gr.Image(label="Picture (prompts optional: without them it guides itself)", type="filepath",
-                                     height=240)
+                                     height=240, elem_id="upscale-source")
                 with gr.Row():
                     factor = gr.Number(2, label="Factor (>1)")
-                    up_steps = gr.Number(UPSCALE_STEPS, label="Refinement steps", precision=0, minimum=1)
-                go_up = gr.Button("Upscale", variant="primary")
+                    up_steps = gr.Number(UPSCALE_STEPS, label="Refinement steps", precision=0, minimum=1, elem_id="upscale-steps")
+                go_up = gr.Button("Upscale", variant="primary", elem_id="upscale-run")
             out_up = result_panel("upscale")
 
     def upscale_work(data, s):

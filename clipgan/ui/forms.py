@@ -32,8 +32,10 @@ def negative_prompt(line: str) -> str:
     return f"{p.text}:{weight:g}" if p.stop == -float("inf") else f"{p.text}:{weight:g}:{p.stop:g}"
 
 
-def _int(value, name: str) -> int | None:
+def whole(value, name: str) -> int | None:
     """Number fields arrive as float, int or None (empty)."""
+    if isinstance(value, str):
+        value = value.strip()
     if value is None or value == "":
         return None
     try:
@@ -52,13 +54,13 @@ def to_settings(values: dict) -> Settings:
         raise ClipganError(f"unknown image model; choose from {', '.join(IMAGE_MODELS)}")
     prompts = lines(v.pop("positive", "")) + [negative_prompt(n) for n in lines(v.pop("negative", ""))]
     files = v.pop("image_prompt_files", None) or []
-    width, height = _int(v.pop("width", None), "width"), _int(v.pop("height", None), "height")
+    width, height = whole(v.pop("width", None), "width"), whole(v.pop("height", None), "height")
     if width is None or height is None:
         raise ClipganError("give both width and height")
     changes = {k: v[k] for k in FORM_FIELDS if k in v}
     for name in ("iterations", "cutn", "change_prompt_every", "upscale_steps", "seed"):
         if name in changes:
-            changes[name] = _int(changes[name], name.replace("_", "-"))
+            changes[name] = whole(changes[name], name.replace("_", "-"))
     if "upscale" in changes and not changes["upscale"]:
         changes["upscale"] = None  # 0 or empty: no upscale
     for name in ("init_image", "vqgan_config", "vqgan_checkpoint"):
@@ -82,7 +84,7 @@ def form_values(s: Settings) -> dict:
             positive.append(text)
     out.update(positive="\n".join(positive), negative="\n".join(negative), width=s.size[0], height=s.size[1],
                image_prompt_files=[parse_prompt(p).text for p in s.image_prompts] or None,
-               image_model=IMAGE_MODELS[0], upscale=s.upscale or 0)
+               image_model=IMAGE_MODELS[0], upscale=s.upscale or 0, seed="" if s.seed is None else str(s.seed))
     return out
 
 

@@ -36,7 +36,7 @@ def form(d: dict) -> dict[str, gr.components.Component]:
         c["width"] = gr.Number(d["width"], label="Width", precision=0, minimum=1, elem_id="width")
         c["height"] = gr.Number(d["height"], label="Height", precision=0, minimum=1, elem_id="height")
         c["iterations"] = gr.Number(d["iterations"], label="Steps", precision=0, minimum=1, elem_id="steps")
-        c["seed"] = gr.Number(d["seed"], label="Seed (empty: random)", precision=0, minimum=0, elem_id="seed")
+        c["seed"] = gr.Textbox(d["seed"], label="Seed (empty: random)", elem_id="seed")  # a Number shows 0 for none
     with gr.Row():
         c["image_model"] = gr.Dropdown(list(forms.IMAGE_MODELS), value=d["image_model"], label="Image model")
         c["vqgan"] = gr.Dropdown(vqgans, value=d["vqgan"], label="VQGAN", allow_custom_value=True)
@@ -107,7 +107,7 @@ def build(ctx: Context) -> None:
         yield {status: "loading models…", download: gr.update(visible=False), again: gr.update(visible=False)}
         models = ctx.models.get(model_key(s), lambda: load_models(s))
         events = stream(lambda cb: run_generate(settings=s, models=models, callback=cb), stop_flag, total)
-        end = yield from follow(events, total, progress, lambda image, text: {picture: image, status: text})
+        end = yield from follow(events, total, progress, picture, status)
         if end.kind == "stopped":
             if end.image is None:
                 yield {status: "stopped before the first step"}

@@ -19,13 +19,14 @@ def total_steps(prompts: int, o: MorphOptions, key_steps: int) -> int:
 
 
 def settings_row(d: Settings, prefix: str) -> dict:
-    """Steps, seed and the model choice: the few settings the Morph and Edit tabs ask for."""
+    """Steps, seed, cutouts and the model choice: the few settings the Morph and Edit tabs ask for."""
     from clipgan.ui.generate_tab import model_choices
 
     vqgans, clips = model_choices()
     with gr.Row():
         c = {"iterations": gr.Number(d.iterations, label="Steps", precision=0, minimum=1, elem_id=f"{prefix}-steps"),
-             "seed": gr.Number(d.seed, label="Seed (empty: random)", precision=0, minimum=0),
+             "seed": gr.Textbox("" if d.seed is None else str(d.seed), label="Seed (empty: random)"),
+             "cutn": gr.Number(d.cutn, label="Cutouts", precision=0, minimum=1, elem_id=f"{prefix}-cutn"),
              "vqgan": gr.Dropdown(vqgans, value=d.vqgan, label="VQGAN", allow_custom_value=True),
              "clip": gr.Dropdown(clips, value=list(d.clip), label="CLIP", multiselect=True, allow_custom_value=True)}
     return c
@@ -33,8 +34,10 @@ def settings_row(d: Settings, prefix: str) -> dict:
 
 def run_settings(values: dict, **more) -> Settings:
     """Settings from a settings_row's values (numbers arrive as floats or None)."""
-    seed = values["seed"]
-    return Settings().replace(iterations=int(values["iterations"] or 0), seed=None if seed is None else int(seed),
+    from clipgan.ui.forms import whole
+
+    return Settings().replace(iterations=int(values["iterations"] or 0), seed=whole(values["seed"], "seed"),
+                              cutn=int(values["cutn"] or 0),
                               vqgan=values["vqgan"], clip=values["clip"] or list(Settings().clip), **more)
 
 
@@ -44,8 +47,10 @@ def build(ctx: Context) -> None:
         with gr.Column(scale=3):
             prompts = gr.Textbox(label="Prompts, one per line (two or more)", lines=3, elem_id="morph-prompts")
             with gr.Row():
-                frames = gr.Number(o.frames_per_transition, label="Frames per transition", precision=0, minimum=1)
-                per_frame = gr.Number(o.steps_per_frame, label="Steps per in-between frame", precision=0, minimum=1)
+                frames = gr.Number(o.frames_per_transition, label="Frames per transition", precision=0, minimum=1,
+                                   elem_id="morph-frames")
+                per_frame = gr.Number(o.steps_per_frame, label="Steps per in-between frame", precision=0,
+                                      minimum=1, elem_id="morph-per-frame")
                 mode = gr.Dropdown(list(MODES), value=o.mode, label="Mode")
                 loop = gr.Checkbox(o.loop, label="Loop back to the first prompt")
             with gr.Row():
@@ -59,7 +64,7 @@ def build(ctx: Context) -> None:
         with gr.Column(scale=2):
             preview = gr.Image(label="Latest step", type="pil", interactive=False, height=200, elem_classes=["pixelated"])
             video = gr.Video(label="Morph", autoplay=True, loop=True, interactive=False, elem_id="morph-video")
-            status = gr.Markdown("")
+            status = gr.Markdown("", elem_id="morph-status")
 
     @page_errors
     def make(data: dict, request: gr.Request, progress=gr.Progress()):
@@ -95,7 +100,7 @@ def build(ctx: Context) -> None:
                         raise
             return kept
 
-        end = yield from follow(stream(work, flag, total), total, progress, lambda im, text: {preview: im, status: text})
+        end = yield from follow(stream(work, flag, total), total, progress, preview, status)
         if end.kind == "stopped":
             yield {status: "stopped before the first frame"}
             return
