@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -150,7 +149,7 @@ def test_clip_tab_ranks_and_searches(page, tmp_path):
     assert "star.png" in table_rows(page, "search-table", 3)[0]
 
 
-def test_stop_keeps_the_picture_so_far(page, tmp_path):
+def test_stop_keeps_the_picture_so_far_and_a_second_run_waits_its_turn(page, tmp_path):
     from clipgan.io import read_settings
 
     page.get_by_role("tab", name="Generate").click()
@@ -158,13 +157,26 @@ def test_stop_keeps_the_picture_so_far(page, tmp_path):
     field(page, "steps").fill("1000")  # far more than it will take before Stop
     page.locator("#generate").click()
     page.wait_for_function("() => /step ([3-9]|[1-9][0-9]+) [/]/.test(document.querySelector('#status').innerText)")
-    page.locator("#stop").click()
+
+    other = page.context.new_page()  # a second visitor, with a session of its own
+    other.set_default_timeout(WAIT)
+    other.goto(page.url)
+    field(other, "prompts").fill(PROMPT)
+    other.locator("#generate").click()
+    other.get_by_text(re.compile(r"queue:? *1 */ *1")).first.wait_for()  # its place in the queue, shown in its page
+
+    page.locator("#stop").click()  # stops this page's run only
     page.locator("#status").get_by_text("stopped at step").wait_for()
     with page.expect_download() as download:
         page.locator("#download").click()
     download.value.save_as(tmp_path / "stopped.png")
     done = read_settings(tmp_path / "stopped.png")["iterations"]  # the steps it took: rerunning those gives it again
     assert 3 <= done < 1000
+
+    other.wait_for_function("() => /step [1-9]/.test(document.querySelector('#status').innerText)")  # its turn came
+    other.locator("#stop").click()
+    other.locator("#status").get_by_text("stopped").wait_for()
+    other.close()
 
 
 def test_morph_plays_a_video(page):

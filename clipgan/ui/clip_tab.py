@@ -9,7 +9,8 @@ import gradio as gr
 
 from clipgan.config import Settings
 from clipgan.errors import ClipganError
-from clipgan.ui.common import DEVICE, Context, lines, page_errors
+from clipgan.ui.common import DEVICE, Context, model_choices, page_errors
+from clipgan.ui.forms import lines
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 SEARCH_RESULTS = 12  # pictures shown by a search unless told otherwise
@@ -45,8 +46,6 @@ def similarity_rows(ctx: Context, images: list[Path], prompts: list[str], clip: 
 
 def build(ctx: Context) -> None:
     import pandas as pd
-
-    from clipgan.ui.generate_tab import model_choices
 
     clips = model_choices()[1]
     clip = gr.Dropdown(clips, value=list(Settings().clip), label="CLIP", multiselect=True, allow_custom_value=True)

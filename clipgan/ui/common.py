@@ -12,7 +12,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from clipgan.config import Settings
 from clipgan.errors import ClipganError
+from clipgan.ui.forms import whole
 from clipgan.ui.runs import Cache, Stops
 
 DEVICE = "device"  # the one concurrency group of every event that runs models: one run at a time
@@ -74,10 +76,6 @@ def stopper(ctx: Context):
     return stop
 
 
-def lines(text: str | None) -> list[str]:
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
-
-
 def status_line(step: int, total: int, loss: float | None) -> str:
     return f"step {step} / {total}" + (f" · loss {loss:.4f}" if loss is not None else "")
 
@@ -97,3 +95,30 @@ def follow(events, total: int, progress, picture, status):
         else:
             return event
     raise RuntimeError("the run ended without a result")  # stream always ends with done/stopped/error
+
+
+def model_choices() -> tuple[list[str], list[str]]:
+    """VQGANs on disk (bundled default first) and the bundled CLIP aliases; other CLIPs can be typed."""
+    from clipgan.models.registry import CLIP_ALIASES, list_models
+
+    vqgans = [m.name for m in list_models() if m.present]
+    return vqgans or [Settings().vqgan], list(CLIP_ALIASES)
+
+
+def settings_row(d: Settings, prefix: str) -> dict:
+    """Steps, seed, cutouts and the model choice: the few settings the Morph and Edit tabs ask for."""
+    vqgans, clips = model_choices()
+    with gr.Row():
+        c = {"iterations": gr.Number(d.iterations, label="Steps", precision=0, minimum=1, elem_id=f"{prefix}-steps"),
+             "seed": gr.Textbox("" if d.seed is None else str(d.seed), label="Seed (empty: random)"),
+             "cutn": gr.Number(d.cutn, label="Cutouts", precision=0, minimum=1, elem_id=f"{prefix}-cutn"),
+             "vqgan": gr.Dropdown(vqgans, value=d.vqgan, label="VQGAN", allow_custom_value=True),
+             "clip": gr.Dropdown(clips, value=list(d.clip), label="CLIP", multiselect=True, allow_custom_value=True)}
+    return c
+
+
+def run_settings(values: dict, **more) -> Settings:
+    """Settings from a settings_row's values (numbers arrive as floats or None)."""
+    return Settings().replace(iterations=whole(values["iterations"], "steps"), seed=whole(values["seed"], "seed"),
+                              cutn=whole(values["cutn"], "cutouts"), vqgan=values["vqgan"],
+                              clip=values["clip"] or list(Settings().clip), **more)

@@ -7,8 +7,8 @@ import gradio as gr
 
 from clipgan.config import UPSCALE_STEPS, Settings
 from clipgan.errors import ClipganError
-from clipgan.ui.common import DEVICE, Context, follow, lines, page_errors, session, stopper
-from clipgan.ui.morph_tab import run_settings, settings_row
+from clipgan.ui.common import DEVICE, Context, follow, page_errors, run_settings, session, settings_row, stopper
+from clipgan.ui.forms import lines
 from clipgan.ui.runs import keep_upload, model_key, save_result, stream
 
 SIDES = ("left", "right", "top", "bottom")

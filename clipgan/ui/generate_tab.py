@@ -8,16 +8,8 @@ import gradio as gr
 
 from clipgan.config import Augment, InitNoise, Optimizer, Precision, Settings
 from clipgan.ui import forms
-from clipgan.ui.common import DEVICE, Context, follow, page_errors, session, stopper
+from clipgan.ui.common import DEVICE, Context, follow, model_choices, page_errors, session, stopper
 from clipgan.ui.runs import keep_upload, model_key, save_result, stream
-
-
-def model_choices() -> tuple[list[str], list[str]]:
-    """VQGANs on disk (bundled default first) and the bundled CLIP aliases; other CLIPs can be typed."""
-    from clipgan.models.registry import CLIP_ALIASES, list_models
-
-    vqgans = [m.name for m in list_models() if m.present]
-    return vqgans or [Settings().vqgan], list(CLIP_ALIASES)
 
 
 def form(d: dict) -> dict[str, gr.components.Component]:

@@ -8,7 +8,8 @@ import gradio as gr
 from clipgan.animate import MODES, MorphOptions, morph_frame_count
 from clipgan.config import DEFAULT_FPS, Settings
 from clipgan.errors import ClipganError
-from clipgan.ui.common import DEVICE, Context, follow, lines, page_errors, session, stopper
+from clipgan.ui.common import DEVICE, Context, follow, page_errors, run_settings, session, settings_row, stopper
+from clipgan.ui.forms import lines
 from clipgan.ui.runs import Stopped, model_key, stem, stream, unique
 
 
@@ -16,29 +17,6 @@ def total_steps(prompts: int, o: MorphOptions, key_steps: int) -> int:
     """Steps the morph takes: each keyframe's, then each guided in-between frame's."""
     between = morph_frame_count(prompts, o.frames_per_transition, o.loop) - prompts
     return prompts * key_steps + (between * o.steps_per_frame if o.mode == "guided" else 0)
-
-
-def settings_row(d: Settings, prefix: str) -> dict:
-    """Steps, seed, cutouts and the model choice: the few settings the Morph and Edit tabs ask for."""
-    from clipgan.ui.generate_tab import model_choices
-
-    vqgans, clips = model_choices()
-    with gr.Row():
-        c = {"iterations": gr.Number(d.iterations, label="Steps", precision=0, minimum=1, elem_id=f"{prefix}-steps"),
-             "seed": gr.Textbox("" if d.seed is None else str(d.seed), label="Seed (empty: random)"),
-             "cutn": gr.Number(d.cutn, label="Cutouts", precision=0, minimum=1, elem_id=f"{prefix}-cutn"),
-             "vqgan": gr.Dropdown(vqgans, value=d.vqgan, label="VQGAN", allow_custom_value=True),
-             "clip": gr.Dropdown(clips, value=list(d.clip), label="CLIP", multiselect=True, allow_custom_value=True)}
-    return c
-
-
-def run_settings(values: dict, **more) -> Settings:
-    """Settings from a settings_row's values (numbers arrive as floats or None)."""
-    from clipgan.ui.forms import whole
-
-    return Settings().replace(iterations=int(values["iterations"] or 0), seed=whole(values["seed"], "seed"),
-                              cutn=int(values["cutn"] or 0),
-                              vqgan=values["vqgan"], clip=values["clip"] or list(Settings().clip), **more)
 
 
 def build(ctx: Context) -> None:
