@@ -116,6 +116,12 @@ def test_generate_preview_download_and_settings_again(page, tmp_path):
     page.wait_for_function("() => document.querySelector('#prompts textarea').value.startsWith('a red')")
     assert field(page, "seed").input_value() == "5"
 
+    field(page, "prompts").fill("something else")
+    field(page, "steps").fill("99")
+    page.locator("#load-png input[type=file]").set_input_files(str(png))  # a clipgan PNG fills the form too
+    page.wait_for_function("() => document.querySelector('#prompts textarea').value.startsWith('a red')")
+    assert field(page, "steps").input_value() == str(STEPS)
+
 
 def test_bad_input_is_one_line_in_the_page(page):
     page.get_by_role("tab", name="Generate").click()
@@ -195,6 +201,9 @@ def test_morph_plays_a_video(page):
     assert src and ".mp4" in src
     path = src.split("file=", 1)[1]
     assert read_video_info(path)[0] == 3
+    # the browser decodes it: metadata loaded, with the length of 3 frames at the default rate
+    page.wait_for_function("() => document.querySelector('#morph-video video').readyState >= 1")
+    assert video.evaluate("v => v.duration") > 0
 
 
 def test_edit_upscales_an_uploaded_picture(page, tmp_path):

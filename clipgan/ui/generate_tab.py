@@ -80,7 +80,7 @@ def build(ctx: Context) -> None:
             with gr.Accordion("Settings of this picture", open=False):
                 shown = gr.Code(None, language="json", interactive=False, elem_id="shown")
             loaded = gr.File(label="Load settings from a clipgan PNG", file_types=[".png", ".jpg", ".jpeg", ".webp"],
-                             type="filepath", height=100)
+                             type="filepath", height=100, elem_id="load-png")
     last = gr.State(None)  # the settings dict of the latest result
     keys = list(c)
 
