@@ -79,6 +79,18 @@ def test_stop_keeps_the_picture_so_far_and_its_settings_rerun_it(tiny_loaded, on
     assert again.image.tobytes() == Image.open(path).convert("RGB").tobytes()
 
 
+def test_a_closed_page_ends_its_run(tiny_loaded, one_thread):
+    from clipgan.pipeline import generate
+
+    models, kw = tiny_loaded
+    s = Settings(**kw).replace(prompts=["a red circle"], iterations=10_000)
+    flag = threading.Event()
+    events = runs.stream(lambda cb: generate(settings=s, models=models, callback=cb), flag, 10_000)
+    assert next(events).kind == "step"
+    events.close()  # what gradio does with a handler whose visitor left
+    assert flag.is_set() and not any(t.name == "clipgan-ui-run" for t in threading.enumerate())
+
+
 def test_errors_and_notices_come_back_as_events(tiny_loaded, one_thread):
     from clipgan.pipeline import generate
 
@@ -90,6 +102,37 @@ def test_errors_and_notices_come_back_as_events(tiny_loaded, one_thread):
     events = list(runs.stream(lambda cb: generate(settings=odd, models=models, callback=cb), threading.Event(), 1))
     assert any(e.kind == "note" and "rounded" in e.value for e in events)
     assert events[-1].kind == "done"
+
+
+def test_a_numeric_error_keeps_the_last_good_picture(tiny_loaded, one_thread):
+    from clipgan.errors import NumericError
+    from clipgan.pipeline import generate
+    from clipgan.ui.common import follow
+
+    models, kw = tiny_loaded
+    s = Settings(**kw).replace(prompts=["a red circle"], iterations=5)
+
+    def run(cb):  # a run that meets NaN after its 2nd step, as iterate() reports it
+        def step(st):
+            cb(st)
+            if st.index == 1:
+                raise NumericError("the loss became nan at step 2")
+        return generate(settings=s, models=models, callback=step)
+
+    events = list(runs.stream(run, threading.Event(), 5, every=1))
+    assert events[-1].kind == "error" and events[-1].image.tobytes() == events[-2].image.tobytes()
+    shown = []
+    end = yield_from(follow(iter(events), 5, lambda *a, **k: None, "picture", "status"), shown)
+    assert end.kind == "stopped" and end.step == 2 and len(shown) == 2
+
+
+def yield_from(gen, into: list):
+    """Runs a handler-style generator to its end: what it yields goes `into`, its return value comes back."""
+    while True:
+        try:
+            into.append(next(gen))
+        except StopIteration as stop:
+            return stop.value
 
 
 def test_save_result_never_overwrites(tmp_path):

@@ -7,13 +7,13 @@ import functools
 import inspect
 import logging
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import gradio as gr
 
 from clipgan.config import Settings
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, NumericError
 from clipgan.ui.forms import whole
 from clipgan.ui.runs import Cache, Stops
 
@@ -82,7 +82,7 @@ def status_line(step: int, total: int, loss: float | None) -> str:
 
 def follow(events, total: int, progress, picture, status):
     """Drives `runs.stream` events into the page: the progress bar and status every step, the
-    picture at each preview, notes as page warnings; returns the final event."""
+    picture at each preview, notes as page warnings; returns the final event (done or stopped)."""
     for event in events:
         if event.kind == "step":
             progress((event.step, total), desc="steps", unit="steps")
@@ -90,6 +90,9 @@ def follow(events, total: int, progress, picture, status):
             yield {status: text} if event.image is None else {picture: event.image, status: text}
         elif event.kind == "note":
             gr.Warning(event.value)
+        elif event.kind == "error" and isinstance(event.value, NumericError) and event.image is not None:
+            gr.Warning(str(event.value))  # NaN: the run ends, and its last good picture is kept like a Stop
+            return replace(event, kind="stopped")
         elif event.kind == "error":
             raise event.value
         else:

@@ -27,7 +27,7 @@ class Stopped(Exception):
 class Event:
     """One thing a run reports: a step (with a preview every few steps), a note, or its end."""
 
-    kind: str  # step | note | done | stopped | error
+    kind: str  # step | note | done | stopped | error (image: the last picture, if any)
     step: int = 0  # steps done so far
     loss: float | None = None
     image: object = None  # PIL preview (steps), or the final picture
@@ -103,8 +103,8 @@ def stream(run: Callable[[Callable], object], stop: threading.Event, total: int,
                 outcome = Event("done", done[0], value=value)
             except Stopped:
                 outcome = Event("stopped", done[0], image=to_pil(last[0].image) if last[0] is not None else None)
-            except BaseException as e:  # handed to the page as a message
-                outcome = Event("error", done[0], value=e)
+            except BaseException as e:  # handed to the page as a message, with the last good picture
+                outcome = Event("error", done[0], value=e, image=to_pil(last[0].image) if last[0] is not None else None)
         for w in caught:
             if issubclass(w.category, ClipganNotice):
                 events.put(Event("note", value=str(w.message)))
@@ -112,12 +112,16 @@ def stream(run: Callable[[Callable], object], stop: threading.Event, total: int,
 
     thread = threading.Thread(target=work, name="clipgan-ui-run", daemon=True)
     thread.start()
-    while True:
-        event = events.get()
-        yield event
-        if event.kind in ("done", "stopped", "error"):
-            thread.join()
-            return
+    try:
+        while True:
+            event = events.get()
+            yield event
+            if event.kind in ("done", "stopped", "error"):
+                return
+    finally:  # also when the page went away mid-run (the generator is closed): the device is free after
+        if thread.is_alive():
+            stop.set()
+        thread.join()
 
 
 def stem(prompts: list[str], fallback: str = "clipgan") -> str:
