@@ -257,3 +257,25 @@ def test_edit_inpaints_what_was_painted(page, tmp_path):
     assert 0 < mask.mean() < 0.5  # the stroke, not the whole picture
     out = np.asarray(Image.open(tmp_path / "inpainted.png").convert("RGB"))
     assert (out[~mask] == blue).all()  # outside the painted part, exactly the picture (no seam asked)
+
+
+def test_edit_outpaints_with_margins(page, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    red = (220, 30, 30)
+    Image.new("RGB", (32, 32), red).save(tmp_path / "small.png")
+    page.get_by_role("tab", name="Edit").click()
+    page.get_by_role("tab", name="Outpaint").click()
+    page.locator("#outpaint-source input[type=file]").set_input_files(str(tmp_path / "small.png"))
+    field(page, "edit-prompts").fill("a red circle")
+    for elem_id, value in (("edit-steps", "2"), ("edit-cutn", "2")):  # margins: the defaults, 16 px left and right
+        field(page, elem_id).fill(value)
+    page.locator("#outpaint-run").click()
+    page.locator("#outpaint-status").get_by_text("done").wait_for()
+    with page.expect_download() as download:
+        page.locator("#outpaint-download").click()
+    download.value.save_as(tmp_path / "wide.png")
+    out = np.asarray(Image.open(tmp_path / "wide.png").convert("RGB"))
+    assert out.shape == (32, 64, 3)
+    assert (out[:, 16:48] == red).all()  # the original, exactly

@@ -3,16 +3,19 @@ through `clipgan.edit`, with previews, Stop and a PNG download like Generate's."
 
 from __future__ import annotations
 
+import inspect
+
 import gradio as gr
 
 from clipgan.config import UPSCALE_STEPS, Settings
+from clipgan.edit import SIDES, upscale
 from clipgan.errors import ClipganError
 from clipgan.ui.common import DEVICE, Context, follow, page_errors, run_settings, session, settings_row, stopper
 from clipgan.ui.forms import lines
 from clipgan.ui.runs import keep_upload, model_key, save_result, stream
 
-SIDES = ("left", "right", "top", "bottom")
 MARGIN = 16  # px added on a side by default when outpainting
+UPSCALE_FACTOR = inspect.signature(upscale).parameters["factor"].default  # the library's own default
 
 
 def editor_mask(value: dict | None):
@@ -123,14 +126,12 @@ def build(ctx: Context) -> None:
                 source_up = gr.Image(label="Picture (prompts optional: without them it guides itself)", type="filepath",
                                      height=240, elem_id="upscale-source")
                 with gr.Row():
-                    factor = gr.Number(2, label="Factor (>1)")
+                    factor = gr.Number(UPSCALE_FACTOR, label="Factor (>1)")
                     up_steps = gr.Number(UPSCALE_STEPS, label="Refinement steps", precision=0, minimum=1, elem_id="upscale-steps")
                 go_up = gr.Button("Upscale", variant="primary", elem_id="upscale-run")
             out_up = result_panel("upscale")
 
     def upscale_work(data, s):
-        from clipgan.edit import upscale
-
         if not data[source_up]:
             raise ClipganError("upload a picture first")
         source, steps = keep_upload(data[source_up], ctx.outdir), int(data[up_steps] or 0)
