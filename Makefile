@@ -2,15 +2,21 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install test test-slow demo toy-models gallery docs bench bench-gpu
+.PHONY: install browser test test-slow demo toy-models gallery ui-screenshot docs bench bench-gpu
 
-install: $(STAMP)
+install: $(STAMP) browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,ui]'
 	touch $(STAMP)
+
+# headless Chromium for the web app's browser tests (Debian's package, driven by Playwright);
+# without root or a package registry the browser tests skip and say why
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+		|| echo "note: chromium could not be installed; the browser tests will skip"
 
 test: install
 	$(PY) -m pytest -q
@@ -27,6 +33,10 @@ toy-models: install
 # the README's pictures and GIF (docs/gallery/), made with the bundled models
 gallery: install
 	$(PY) examples/gallery.py --out docs/gallery
+
+# the README's screenshot of `clipgan ui`, taken by its browser test
+ui-screenshot: install
+	CLIPGAN_UI_SCREENSHOT=docs/gallery/ui.png $(PY) -m pytest -q tests/test_ui_browser.py -k generate
 
 # the README's CLI reference, regenerated from the typer app (tests/test_docs.py checks it)
 docs: install

@@ -1,0 +1,90 @@
+"""The Morph tab: two or more prompts -> a video played in the page (`clipgan.animate.morph`).
+Stop ends the video at the frames made so far."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from clipgan.animate import MODES, MorphOptions, morph_frame_count
+from clipgan.config import DEFAULT_FPS, Settings
+from clipgan.errors import ClipganError
+from clipgan.ui.common import DEVICE, Context, follow, page_errors, run_settings, session, settings_row, stopper
+from clipgan.ui.forms import lines
+from clipgan.ui.runs import Stopped, model_key, stem, stream, unique
+
+
+def total_steps(prompts: int, o: MorphOptions, key_steps: int) -> int:
+    """Steps the morph takes: each keyframe's, then each guided in-between frame's."""
+    between = morph_frame_count(prompts, o.frames_per_transition, o.loop) - prompts
+    return prompts * key_steps + (between * o.steps_per_frame if o.mode == "guided" else 0)
+
+
+def build(ctx: Context) -> None:
+    d, o = Settings(), MorphOptions()
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompts = gr.Textbox(label="Prompts, one per line (two or more)", lines=3, elem_id="morph-prompts")
+            with gr.Row():
+                frames = gr.Number(o.frames_per_transition, label="Frames per transition", precision=0, minimum=1,
+                                   elem_id="morph-frames")
+                per_frame = gr.Number(o.steps_per_frame, label="Steps per in-between frame", precision=0,
+                                      minimum=1, elem_id="morph-per-frame")
+                mode = gr.Dropdown(list(MODES), value=o.mode, label="Mode")
+                loop = gr.Checkbox(o.loop, label="Loop back to the first prompt")
+            with gr.Row():
+                width = gr.Number(d.size[0], label="Width", precision=0, minimum=1)
+                height = gr.Number(d.size[1], label="Height", precision=0, minimum=1)
+                fps = gr.Number(DEFAULT_FPS, label="Frames per second")
+            common = settings_row(d, "morph")
+            with gr.Row():
+                run = gr.Button("Make the morph", variant="primary", elem_id="morph-run")
+                stop = gr.Button("Stop (keep the frames so far)", variant="stop")
+        with gr.Column(scale=2):
+            preview = gr.Image(label="Latest step", type="pil", interactive=False, height=200, elem_classes=["pixelated"])
+            video = gr.Video(label="Morph", autoplay=True, loop=True, interactive=False, elem_id="morph-video")
+            status = gr.Markdown("", elem_id="morph-status")
+
+    @page_errors
+    def make(data: dict, request: gr.Request, progress=gr.Progress()):
+        from clipgan import animate
+        from clipgan.pipeline import draw_seed, load_models
+        from clipgan.video import VideoWriter, check_fps
+
+        texts = lines(data[prompts])
+        if len(texts) < 2:
+            raise ClipganError("a morph needs at least two prompts (one per line)")
+        s = run_settings({k: data[v] for k, v in common.items()}, size=(int(data[width] or 0), int(data[height] or 0)))
+        s = s if s.seed is not None else s.replace(seed=draw_seed())
+        opts = MorphOptions(frames_per_transition=int(data[frames] or 0), steps_per_frame=int(data[per_frame] or 0),
+                            mode=data[mode], loop=bool(data[loop]))
+        opts.validate()
+        rate = check_fps(float(data[fps] or 0))
+        total = total_steps(len(texts), opts, s.iterations)
+        path = unique(ctx.outdir, f"morph-{stem(texts)}-{s.seed}", ".mp4")
+        flag = ctx.stops.fresh(session(request))
+        yield {status: "loading models…", video: None}
+        models = ctx.models.get(model_key(s), lambda: load_models(s))
+
+        def work(callback):
+            kept = 0
+            with VideoWriter(path, fps=rate) as writer:
+                try:
+                    for frame in animate.morph(texts, settings=s, models=models, callback=callback,
+                                               **{k: getattr(opts, k) for k in ("frames_per_transition", "steps_per_frame", "mode", "loop")}):
+                        writer.append(frame.image)
+                        kept += 1
+                except Stopped:
+                    if not kept:
+                        raise
+            return kept
+
+        end = yield from follow(stream(work, flag, total), total, progress, preview, status)
+        if end.kind == "stopped":
+            yield {status: "stopped before the first frame"}
+            return
+        expected = morph_frame_count(len(texts), opts.frames_per_transition, opts.loop)
+        yield {video: str(path), status: f"{end.value} of {expected} frames at {rate:g} fps, seed {s.seed} · saved {path.name}"}
+
+    run.click(make, inputs={prompts, frames, per_frame, mode, loop, width, height, fps, *common.values()},
+              outputs=[preview, video, status], concurrency_id=DEVICE, show_progress_on=[status])
+    stop.click(stopper(ctx), queue=False)
