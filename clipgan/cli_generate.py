@@ -161,6 +161,10 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
     video_every = job.save_every or 1
 
     def on_step(step):
+        with guard.held():  # a signal waits until the step's frame, saves and state are all noted
+            _record(step)
+
+    def _record(step):
         nonlocal bar, done
         if bar is None:  # made at the first step, so a run that fails while loading prints only its error
             if drawn and not quiet:
@@ -169,7 +173,6 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
             bar = tqdm(total=total, initial=done, disable=quiet, unit="step", dynamic_ncols=True)
         done += 1
         losses.append(step.loss)
-        last.update(step=step, rng=rng_state() if resumable else None)
         bar.update(1)
         bar.set_postfix(loss=f"{step.loss:.4f}")
         if video is not None and done % video_every == 0:
@@ -183,31 +186,39 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
             if job.frames_dir is not None:
                 job.frames_dir.mkdir(exist_ok=True)
                 save_image(image, job.frames_dir / f"{done:05d}.png")
+        # taken now: the next step changes z and the optimizer in place
+        last.update(step=step, state=resume_state(step, settings, losses, rng_state()) if resumable else None)
 
-    kept = None  # the progress video's frames so far, for the state file
+    kept, guard = None, None  # kept: the progress video's frames so far, for the state file
+    path = state_path(job.output)
     try:
-        with notices(quiet), sigterm_interrupts(), _video(job) as video:
+        with notices(quiet), sigterm_interrupts() as guard, _video(job) as video:
             try:
                 if resume is not None and video is not None:  # the progress video before the interruption
                     video.restore(resume.get("frames"))
-                result = run_generate(settings=settings, callback=on_step, resume=resume)
+                result = run_generate(settings=settings, callback=on_step, resume=resume if resume and "z" in resume else None)
             except KeyboardInterrupt:
                 if video is not None and resumable and last:
                     kept = video.salvage()
                 raise
     except KeyboardInterrupt:
         _close(bar)
-        if not last:
+        if not last:  # nothing made yet: a state that starts the same run (seed included) over
+            if resumable and resume is None:
+                save_state({"kind": "generate", "version": 1, "settings": settings.to_dict(), "job": job.to_dict()}, path)
+            if resumable and path.exists():
+                typer.echo(f"interrupted before the first step; resume with: clipgan resume {path}", err=True)
+            else:
+                typer.echo("interrupted before the first step; nothing to keep", err=True)
             raise typer.Exit(INTERRUPTED) from None
         save_image(to_pil(last["step"].image), job.output, settings.to_dict())
         if not resumable:
             typer.echo(f"interrupted at step {done}; image so far saved to {job.output} "
                        "(masked and upscaled runs cannot be resumed)", err=True)
             raise typer.Exit(INTERRUPTED) from None
-        state = {**resume_state(last["step"], settings, losses, last["rng"]), "job": job.to_dict(), "frames": kept}
-        save_state(state, state_path(job.output))
+        save_state({**last["state"], "job": job.to_dict(), "frames": kept}, path)
         typer.echo(f"interrupted at step {last['step'].index + 1}; image saved to {job.output}; "
-                   f"resume with: clipgan resume {state_path(job.output)}", err=True)
+                   f"resume with: clipgan resume {path}", err=True)
         raise typer.Exit(INTERRUPTED) from None
     except NumericError:
         _close(bar)

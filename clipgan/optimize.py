@@ -121,30 +121,32 @@ def _iterate(vqgan, guides, z, steps, lr, optimizer, init_weight, tv_weight, dty
     scaler = torch.amp.GradScaler(device_type, enabled=dtype == torch.float16)
 
     for i in range(start, steps):
-        active = guides(i) if callable(guides) else guides
-        opt.zero_grad(set_to_none=True)
-        autocast = torch.autocast(device_type, dtype=dtype) if dtype else contextlib.nullcontext()
-        with autocast:
-            image = synth(vqgan, z)
-            losses = _guide_losses(active, image)
-        if init_weight:
-            losses["init"] = init_loss(z, z_init, init_weight)
-        if tv_weight:
-            losses["tv"] = tv_loss(image, tv_weight)
-        total = sum(losses.values(), torch.zeros((), device=z.device))
-        if not torch.isfinite(total):
-            raise NumericError(f"the loss became {total.item()} at step {i}; lower --lr or use --precision fp32")
-        z_used = z.detach().clone()
-        if i < steps - 1 and total.requires_grad:  # the last step only scores: its update would never be seen
-            scaler.scale(total).backward()
-            scaler.step(opt)
-            scaler.update()
-            with torch.no_grad():
-                z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
-                if z_mask is not None:
-                    z.copy_(torch.where(z_mask, z, z_keep))
-                if not torch.isfinite(z).all():
-                    raise NumericError(f"the latent became NaN at step {i}; lower --lr or use --precision fp32")
+        # gradients whatever the caller's mode (a no_grad, or one a Ctrl-C left half-exited), never across the yield
+        with torch.enable_grad():
+            active = guides(i) if callable(guides) else guides
+            opt.zero_grad(set_to_none=True)
+            autocast = torch.autocast(device_type, dtype=dtype) if dtype else contextlib.nullcontext()
+            with autocast:
+                image = synth(vqgan, z)
+                losses = _guide_losses(active, image)
+            if init_weight:
+                losses["init"] = init_loss(z, z_init, init_weight)
+            if tv_weight:
+                losses["tv"] = tv_loss(image, tv_weight)
+            total = sum(losses.values(), torch.zeros((), device=z.device))
+            if not torch.isfinite(total):
+                raise NumericError(f"the loss became {total.item()} at step {i}; lower --lr or use --precision fp32")
+            z_used = z.detach().clone()
+            if i < steps - 1 and total.requires_grad:  # the last step only scores: its update would never be seen
+                scaler.scale(total).backward()
+                scaler.step(opt)
+                scaler.update()
+                with torch.no_grad():
+                    z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
+                    if z_mask is not None:
+                        z.copy_(torch.where(z_mask, z, z_keep))
+                    if not torch.isfinite(z).all():
+                        raise NumericError(f"the latent became NaN at step {i}; lower --lr or use --precision fp32")
         yield Step(i, total.item(), {k: v.item() for k, v in losses.items()}, z_used, image.detach(), _snapshot(z, opt, i + 1))
 
 
