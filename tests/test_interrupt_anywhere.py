@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from clipgan.cli import app
+from clipgan.interrupt import Interrupts
 from clipgan.video import iter_frames
 
 A, B = "a red circle on a blue background", "a green square on a yellow background"
@@ -33,16 +34,17 @@ WATCHED = {("optimize.py", "_iterate"), ("cli_generate.py", "on_step"), ("cli_ge
 
 
 class SignalAt:
-    """A tracer counting the line events of WATCHED functions; raises `sig` at event number `at`
-    (None: only counts, noting where each `mark` function is entered)."""
+    """A tracer counting the line events of WATCHED functions (or only those named `only`); raises
+    `sig` at event number `at` (None: only counts, noting where each `mark` function is entered).
+    Only while clipgan's handler is in place: a stray SIGTERM would end pytest itself."""
 
-    def __init__(self, at=None, sig=signal.SIGINT, mark="on_step"):
-        self.at, self.sig, self.mark = at, sig, mark
+    def __init__(self, at=None, sig=signal.SIGINT, mark="on_step", only=None):
+        self.at, self.sig, self.mark, self.only = at, sig, mark, only
         self.count, self.marks = 0, []
 
     def __call__(self, frame, event, arg):
         code = frame.f_code
-        if (code.co_filename.rsplit("/", 1)[-1], code.co_name) not in WATCHED:
+        if (code.co_filename.rsplit("/", 1)[-1], code.co_name) not in WATCHED or self.only not in (None, code.co_name):
             return None
         if code.co_name == self.mark:
             self.marks.append(self.count)
@@ -51,7 +53,7 @@ class SignalAt:
     def _line(self, frame, event, arg):
         if event == "line":
             self.count += 1
-            if self.count == self.at:
+            if self.count == self.at and isinstance(getattr(signal.getsignal(self.sig), "__self__", None), Interrupts):
                 signal.raise_signal(self.sig)
         return self._line
 
@@ -106,3 +108,39 @@ def test_generate_interrupted_before_the_first_step_keeps_a_state_that_starts_it
     assert not out.exists()
     assert invoke(["resume", state, "-q"]).exit_code == 0 and not state.exists()
     assert np.array_equal(pixels(out), pixels(tmp_path / "whole.png"))
+
+
+def video_pixels(path):
+    return np.stack([np.asarray(f) for f in iter_frames(path)])
+
+
+def test_morph_interrupted_during_its_keyframes_keeps_them_and_resumes_to_the_same_video(tiny_loaded, tmp_path):
+    _, kw = tiny_loaded
+    common = ["morph", A, B, "-n", "2", "--keyframe-steps", "3", "--steps-per-frame", "2", "--fps", "5",
+              *tiny_cli_args(kw), "-q"]
+    counter = SignalAt(mark="keyframe")
+    assert invoke([*common, "-o", tmp_path / "whole.gif"], counter).exit_code == 0
+    out = tmp_path / "cut.gif"
+    # inside keyframe 1's run (its second call): keyframe 0 is done, no frame yet
+    result = invoke([*common, "-o", out], SignalAt(counter.marks[1] + 4, mark="keyframe"))
+    assert result.exit_code == 130, result.output
+    state = tmp_path / "cut.state.pt"
+    assert result.output.strip().splitlines()[-1] == (
+        f"interrupted after frame 0 of 3 (keyframes done: 1); resume with: clipgan resume {state}")
+    assert sorted(torch.load(state, weights_only=True)["carry"]["keys"]) == [0]
+    assert invoke(["resume", state, "-q"]).exit_code == 0 and not state.exists()
+    assert np.array_equal(video_pixels(out), video_pixels(tmp_path / "whole.gif"))
+
+
+def test_zoom_interrupted_during_its_first_frame_keeps_a_state(tiny_loaded, tmp_path):
+    _, kw = tiny_loaded
+    common = ["zoom", A, "--frames", "2", "--first-steps", "3", "--steps-per-frame", "2", *tiny_cli_args(kw), "-q"]
+    assert invoke([*common, "-o", tmp_path / "whole.gif"]).exit_code == 0
+    out = tmp_path / "cut.gif"
+    result = invoke([*common, "-o", out], SignalAt(5, signal.SIGTERM, only="run"))  # inside the first frame's steps
+    assert result.exit_code == 130, result.output
+    state = tmp_path / "cut.state.pt"
+    assert result.output.strip().splitlines()[-1] == f"interrupted after frame 0 of 2; resume with: clipgan resume {state}"
+    assert not out.exists()
+    assert invoke(["resume", state, "-q"]).exit_code == 0
+    assert np.array_equal(video_pixels(out), video_pixels(tmp_path / "whole.gif"))
