@@ -14,7 +14,10 @@ import typer
 
 from clipgan.animate import EASINGS, MODES, MorphOptions, RestyleOptions, ZoomOptions
 from clipgan.cli import app, notices, user_errors
-from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings
+from clipgan.cli_options import (Augments, Clip, Cutn, CutPow, Device, Lr, OptimizerOpt, Seed, VqganCheckpoint,
+                                 VqganConfig, clip_name)
+from clipgan.cli_options import augments as peer_augments
+from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError
 
 D, M, Z, R = Settings(), MorphOptions(), ZoomOptions(), RestyleOptions()
@@ -24,7 +27,7 @@ Easing = Enum("Easing", {e: e for e in EASINGS}, type=str)
 
 VIDEO, ANIM, CUT, OPT, MODELS, RUN = "Video", "Animation", "Cutouts", "Optimizer", "Models", "Run"
 
-# Options every animation command shares, declared once.
+# Options every animation command shares, declared once (the rest are generate's, in cli_options).
 Output = Annotated[Path, typer.Option("-o", "--output", help="mp4, webm or gif.", show_default=False, rich_help_panel=VIDEO)]
 Fps = Annotated[float, typer.Option(help="Frames per second.", rich_help_panel=VIDEO)]
 Size = Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=VIDEO)]
@@ -33,24 +36,14 @@ InitImage = Annotated[Optional[str], typer.Option(help="Start the first frame fr
 InitWeight = Annotated[float, typer.Option(help="Pull each frame towards its starting latent (steadier frames).", rich_help_panel=OPT)]
 InitNoiseOpt = Annotated[InitNoise, typer.Option(help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=ANIM)]
 TvWeight = Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)]
-Cutn = Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)]
-CutPow = Annotated[float, typer.Option(help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)]
-Augments = Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(a.value for a in Augment)}.", rich_help_panel=CUT)]
-OptimizerOpt = Annotated[Optimizer, typer.Option(help="torch optimizer.", rich_help_panel=OPT)]
-Lr = Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=OPT)]
-Seed = Annotated[Optional[int], typer.Option(help="Random seed (default: drawn and printed).", rich_help_panel=RUN)]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)]
 PrecisionOpt = Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)]
 Vqgan = Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)]
-VqganConfig = Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)]
-VqganCheckpoint = Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)]
-Clip = Annotated[Optional[list[str]], typer.Option(help=f"ARCH:WEIGHTS; repeat for an ensemble. Default: {','.join(D.clip)}.", rich_help_panel=MODELS)]
 Trust = Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)]
 
 
-def _settings(clip, **values) -> Settings:
-    return Settings().replace(clip=clip or list(D.clip), **values)
+def _settings(clip, augments, **values) -> Settings:
+    return Settings().replace(clip=[clip_name(c) for c in clip or D.clip], augments=peer_augments(augments), **values)
 
 
 def _job(kind: str, prompts: list[str], options, output: Path, fps: float, total: int, video: Path | None = None) -> dict:

@@ -108,7 +108,7 @@ def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
 
     if a["zoom_video"]:
         raise ClipganError("-zvid: a zoom video is its own command here: clipgan zoom PROMPT -o zoom.mp4 "
-                           "(--steps-per-frame like -zse, --zoom like 1/-zsc)")
+                           "(--steps-per-frame for -zse, --zoom for -zsc, --shift-x/--shift-y for -zsx/-zsy)")
     texts = (a["prompts"] or []) + (a["prompt"] or [])
     O.check_numeric_prompts(texts)
     values = dict(prompts=texts, iterations=a["iterations"], change_prompt_every=a["change_prompt_every"], size=a["size"],

@@ -44,7 +44,7 @@ Clip = Annotated[Optional[list[str]], typer.Option("-m", "--clip", help=f"ARCH:W
 VideoLength = Annotated[Optional[float], typer.Option("-vl", "--video-length", help="Seconds the progress video lasts (sets its fps from the frame count).", rich_help_panel=OUTPUT)]
 OutputFps = Annotated[Optional[float], typer.Option("-ofps", "--output-fps", help="Frame rate of the progress video after motion interpolation (ffmpeg's minterpolate) between the frames.", rich_help_panel=OUTPUT)]
 VideoMp4 = Annotated[bool, typer.Option("-vid", "--video-mp4", help="A progress video beside the output, named OUTPUT.mp4.", rich_help_panel=OUTPUT)]
-ZoomVideo = Annotated[bool, typer.Option("-zvid", hidden=True)]  # the peer's zoom-while-generating: `clipgan zoom`
+ZoomVideo = Annotated[bool, typer.Option("-zvid", help="The peer's zoom video: here the command `clipgan zoom` (this flag says how).", show_default=False, rich_help_panel=OUTPUT)]
 
 # nerdyrodent/VQGAN-CLIP's names -> clipgan's
 PEER_CUT_METHODS = {"original": "crops", "updated": "crops", "nrupdated": "crops", "updatedpooling": "pooled",
