@@ -188,7 +188,7 @@ def check_inputs(settings: Settings) -> None:
 
 def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = None):
     """Runs generate with progress, saves and video; on Ctrl-C/SIGTERM saves image + state, exit 130
-    (the image only for masked and upscaled runs)."""
+    (the image only for upscaled runs)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -199,8 +199,8 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
     drawn = settings.seed is None
     if drawn:  # drawn here so that intermediate saves carry it too
         settings = settings.replace(seed=draw_seed())
-    # masked and upscaled runs go through clipgan.edit: saved as they go, but not resumable
-    resumable = settings.mask is None and settings.upscale is None
+    # upscaled runs (clipgan.edit, two runs in one) are saved as they go, but not resumable
+    resumable = settings.upscale is None
     total = settings.iterations + (settings.upscale_steps if settings.upscale is not None else 0)
     bar, last, done = None, {}, 0  # done: steps so far over all runs (an upscale's refinement counts on)
     losses = list(resume.get("losses", [])) if resume else []
@@ -260,7 +260,7 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
         save_image(to_pil(last["step"].image), job.output, settings.to_dict())
         if not resumable:
             typer.echo(f"interrupted at step {done}; image so far saved to {job.output} "
-                       "(masked and upscaled runs cannot be resumed)", err=True)
+                       "(upscaled runs cannot be resumed)", err=True)
             raise typer.Exit(INTERRUPTED) from None
         save_state({**last["state"], "job": job.to_dict(), "frames": kept}, path)
         typer.echo(f"interrupted at step {last['step'].index + 1}; image saved to {job.output}; "
@@ -301,8 +301,8 @@ def resume(
 def _resume_generate(data: dict, state: Path, quiet: bool) -> Path:
     job = Job.from_dict(data["job"])
     settings = Settings.from_dict(data["settings"])
-    if settings.mask is not None or settings.upscale is not None:  # never written by clipgan: refused before work
-        raise ClipganError(f"{state} is a masked or upscaled run, and those cannot be resumed")
+    if settings.upscale is not None:  # never written by clipgan: refused before work
+        raise ClipganError(f"{state} is an upscaled run, and those cannot be resumed")
     run_job(settings, job, quiet, resume=data)
     return job.output
 
