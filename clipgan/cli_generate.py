@@ -284,10 +284,15 @@ def resume(
     state: Annotated[Path, typer.Argument(help="A .state.pt file written when a run was interrupted.")],
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.")] = False,
 ):
-    """Finish an interrupted generate, morph, zoom or restyle; on CPU with a seed, the result equals
-    an uninterrupted run's."""
+    """Finish an interrupted generate, morph, zoom, restyle, outpaint or upscale; on CPU with a seed,
+    the result equals an uninterrupted run's."""
     data = load_state(state)
-    if data["kind"] != "generate":
+    if data["kind"] in ("outpaint", "upscale"):
+        from clipgan.cli_edit import resume_edit
+
+        resume_edit(data, quiet)
+        output = Path(data["job"]["output"])
+    elif data["kind"] != "generate":
         from clipgan.cli_animate import resume_animation
 
         resume_animation(data, quiet)

@@ -292,7 +292,7 @@ def grow(image: Tensor, extend: Mapping[str, int], fill: str = "replicate") -> t
 
 def outpaint(image: ImageLike, prompts, *, extend: Mapping[str, int], models=None,
              callback: Callable[[Step], None] | None = None, feather_px: int | None = None,
-             fill: str = "replicate", **settings):
+             fill: str = "replicate", resume: dict | None = None, **settings):
     """Grow the canvas by `extend` (pixels per side) and fill the new area after the prompts.
 
     The result is exactly (left + W + right) x (top + H + bottom): no rounding is visible.
@@ -307,14 +307,14 @@ def outpaint(image: ImageLike, prompts, *, extend: Mapping[str, int], models=Non
     start, border, mask = grow(to_tensor(picture, device=models.device), extend, fill)
     s = s.replace(size=(start.shape[-1], start.shape[-2]), feather=s.feather if feather_px is None else feather_px)
     soft = 1 - feather(1 - mask, s.feather)  # exactly 0 on the original, 1 deep in the new area
-    out, last, losses = _masked_edit(s, models, start, border, mask, soft, callback)
+    out, last, losses = _masked_edit(s, models, start, border, mask, soft, callback, resume)
     return Result(to_pil(out), s.seed, s, losses, last.z)
 
 
 # ---------------------------------------------------------------- hi-res refinement
 
 def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPSCALE_STEPS, models=None,
-            callback: Callable[[Step], None] | None = None, **settings):
+            callback: Callable[[Step], None] | None = None, resume: dict | None = None, **settings):
     """Resize by `factor` (Lanczos), re-encode and refine `steps` steps at the larger size.
 
     Without prompts the picture itself is the (image) prompt, so the refinement keeps to it.
@@ -333,7 +333,7 @@ def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPS
     big = to_tensor(picture, size, models.device)  # Lanczos
     with torch.no_grad():
         z = models.vqgan.encode(big)
-    last, losses = _run(s, models, z, None, None, callback)
+    last, losses = _run(s, models, z, None, None, callback, resume)
     return Result(to_pil(last.image), s.seed, s, losses, last.z)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from clipgan.errors import ClipganError
 
 INTERRUPTED = 130  # the shell's code for Ctrl-C
-KINDS = ("generate", "morph", "zoom", "restyle")
+KINDS = ("generate", "morph", "zoom", "restyle", "outpaint", "upscale")
 
 
 def state_path(output: Path) -> Path:

@@ -144,3 +144,25 @@ def test_zoom_interrupted_during_its_first_frame_keeps_a_state(tiny_loaded, tmp_
     assert not out.exists()
     assert invoke(["resume", state, "-q"]).exit_code == 0
     assert np.array_equal(video_pixels(out), video_pixels(tmp_path / "whole.gif"))
+
+
+@pytest.mark.parametrize("command", [["outpaint", "--extend", "right=16", "-i", "4"], ["upscale", "--steps", "4"]])
+def test_edit_commands_interrupted_mid_run_keep_the_picture_and_resume_to_the_same_one(tiny_loaded, tmp_path, command):
+    _, kw = tiny_loaded
+    picture = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(picture)
+    models = ["--vqgan-config", kw["vqgan_config"], "--vqgan-checkpoint", kw["vqgan_checkpoint"], "--clip", kw["clip"][0],
+              "--cutn", "4", "--device", "cpu", "--seed", "5", "-q"]
+    name, *options = command
+    if name == "outpaint":
+        models.insert(0, A)
+    whole, out = tmp_path / "whole.png", tmp_path / "cut.png"
+    assert invoke([name, picture, *options, *models, "-o", whole]).exit_code == 0
+    result = invoke([name, picture, *options, *models, "-o", out], SignalAt(50, only="_iterate"))  # in the 3rd step
+    assert result.exit_code == 130, result.output
+    state = tmp_path / "cut.state.pt"
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("interrupted at step ") and line.endswith(f"resume with: clipgan resume {state}"), line
+    assert pixels(out).shape == pixels(whole).shape  # the picture so far
+    assert invoke(["resume", state, "-q"]).exit_code == 0 and not state.exists()
+    assert np.array_equal(pixels(out), pixels(whole))
