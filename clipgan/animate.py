@@ -413,6 +413,7 @@ def morph(
     settings: Settings | None = None,
     callback: StepCallback | None = None,
     resume: dict | None = None,
+    checkpoint: Callable[[dict], None] | None = None,
     **kwargs,
 ) -> Iterator[Frame]:
     """Frames that morph from prompt to prompt (each may be "a | b:0.5"); see `MorphOptions`.
@@ -422,7 +423,8 @@ def morph(
     guided: the frame starts from the previous frame's latent (moved `anchor` of the way
     towards slerp(zA, zB, w)) and takes `steps_per_frame` steps towards A at 1-w and B at w;
     latent: the frame is the decode of slerp(zA, zB, w). `morph_frame_count` gives the count.
-    `callback(step)` sees every optimization step.
+    `callback(step)` sees every optimization step; `checkpoint(carry)` gets a carry, good for
+    `resume=` like a frame's, each time a keyframe is done (several run before a frame).
     """
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -433,10 +435,11 @@ def morph(
     for p in prompts:
         _check_prompts([p])
     s, models = _setup(s, models)
-    return _morph(prompts, opts, s, models, callback, resume)
+    return _morph(prompts, opts, s, models, callback, resume, checkpoint)
 
 
-def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", callback, resume) -> Iterator[Frame]:
+def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", callback, resume,
+           checkpoint=None) -> Iterator[Frame]:
     import torch
 
     from clipgan.optimize import synth
@@ -456,19 +459,21 @@ def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", c
     keys: dict[int, dict] = carried.get("keys", {})  # k -> z, image and loss of keyframe k
     z = carried.get("z")  # guided: the latent of the previous frame
 
-    def keyframe(k: int) -> dict:
+    def keyframe(k: int, index: int) -> dict:
         if k not in keys:
             start = keys[k - 1]["z"] if k else initial_z(s, models)
             step = runner.run(guides[k], start, key_steps)
             keys[k] = {"z": step.z, "image": step.image, "loss": step.loss}
+            if checkpoint is not None:  # resumes at frame `index` with this keyframe made
+                checkpoint(_carry(index, keys=dict(keys), z=z))
         return keys[k]
 
     for index in range(carried.get("next", 0), len(plan)):
         a, b, j = plan[index]
         if j == 0:
-            ka = keyframe(a)
+            ka = keyframe(a, index)
             if b is not None:  # the transition's target first, so each frame can aim at it
-                keyframe(b)
+                keyframe(b, index)
             z = ka["z"]
             frame = Frame(index, ka["image"], ka["z"], s.seed, ka["loss"], (prompts[a],), keyframe=a)
         else:

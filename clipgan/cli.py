@@ -33,9 +33,7 @@ app = typer.Typer(
 )
 D = Settings()  # the defaults shown in --help are the library's own
 
-PROMPTS, OUTPUT, INIT, CUT, OPT, MODELS, RUN = (
-    "Prompts", "Output", "Start image", "Cutouts", "Optimizer", "Models", "Run",
-)
+from clipgan.cli_options import CUT, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN  # noqa: E402,F401  (help panels)
 
 
 def user_errors(fn):

@@ -14,7 +14,10 @@ import typer
 
 from clipgan.animate import EASINGS, MODES, MorphOptions, RestyleOptions, ZoomOptions
 from clipgan.cli import app, notices, user_errors
-from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings
+from clipgan.cli_options import (Augments, Clip, Cutn, CutPow, Device, Lr, OptimizerOpt, Seed, VqganCheckpoint,
+                                 VqganConfig, clip_name)
+from clipgan.cli_options import augments as peer_augments
+from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError
 
 D, M, Z, R = Settings(), MorphOptions(), ZoomOptions(), RestyleOptions()
@@ -24,7 +27,7 @@ Easing = Enum("Easing", {e: e for e in EASINGS}, type=str)
 
 VIDEO, ANIM, CUT, OPT, MODELS, RUN = "Video", "Animation", "Cutouts", "Optimizer", "Models", "Run"
 
-# Options every animation command shares, declared once.
+# Options every animation command shares, declared once (the rest are generate's, in cli_options).
 Output = Annotated[Path, typer.Option("-o", "--output", help="mp4, webm or gif.", show_default=False, rich_help_panel=VIDEO)]
 Fps = Annotated[float, typer.Option(help="Frames per second.", rich_help_panel=VIDEO)]
 Size = Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=VIDEO)]
@@ -33,24 +36,14 @@ InitImage = Annotated[Optional[str], typer.Option(help="Start the first frame fr
 InitWeight = Annotated[float, typer.Option(help="Pull each frame towards its starting latent (steadier frames).", rich_help_panel=OPT)]
 InitNoiseOpt = Annotated[InitNoise, typer.Option(help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=ANIM)]
 TvWeight = Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)]
-Cutn = Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)]
-CutPow = Annotated[float, typer.Option(help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)]
-Augments = Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(a.value for a in Augment)}.", rich_help_panel=CUT)]
-OptimizerOpt = Annotated[Optimizer, typer.Option(help="torch optimizer.", rich_help_panel=OPT)]
-Lr = Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=OPT)]
-Seed = Annotated[Optional[int], typer.Option(help="Random seed (default: drawn and printed).", rich_help_panel=RUN)]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)]
 PrecisionOpt = Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)]
 Vqgan = Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)]
-VqganConfig = Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)]
-VqganCheckpoint = Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)]
-Clip = Annotated[Optional[list[str]], typer.Option(help=f"ARCH:WEIGHTS; repeat for an ensemble. Default: {','.join(D.clip)}.", rich_help_panel=MODELS)]
 Trust = Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)]
 
 
-def _settings(clip, **values) -> Settings:
-    return Settings().replace(clip=clip or list(D.clip), **values)
+def _settings(clip, augments, **values) -> Settings:
+    return Settings().replace(clip=[clip_name(c) for c in clip or D.clip], augments=peer_augments(augments), **values)
 
 
 def _job(kind: str, prompts: list[str], options, output: Path, fps: float, total: int, video: Path | None = None) -> dict:
@@ -60,62 +53,76 @@ def _job(kind: str, prompts: list[str], options, output: Path, fps: float, total
     return {**job, "video": str(video.resolve())} if video is not None else job
 
 
-def _frames(job: dict, settings: Settings, carry: dict | None):
-    """The animation's frames (checks the prompts and loads the models first)."""
+def _frames(job: dict, settings: Settings, carry: dict | None, checkpoint=None):
+    """The animation's frames (checks the prompts and loads the models first); morph also hands
+    `checkpoint` a carry after each keyframe."""
     from clipgan import animate
 
-    make = {"morph": animate.morph, "zoom": animate.zoom}.get(job["kind"])
-    if make is None:
-        return animate.restyle(job["video"], job["prompts"], settings=settings, resume=carry, **job["options"])
-    return make(job["prompts"], settings=settings, resume=carry, **job["options"])
+    if job["kind"] == "morph":
+        return animate.morph(job["prompts"], settings=settings, resume=carry, checkpoint=checkpoint, **job["options"])
+    if job["kind"] == "zoom":
+        return animate.zoom(job["prompts"], settings=settings, resume=carry, **job["options"])
+    return animate.restyle(job["video"], job["prompts"], settings=settings, resume=carry, **job["options"])
 
 
 def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = None) -> None:
     """Draws the seed (so it can be printed), then streams the frames into the video with a progress
-    bar. Ctrl-C or SIGTERM keeps the finished frames and the carry in `<stem>.state.pt` (exit 130)."""
+    bar. Ctrl-C or SIGTERM at any moment keeps the finished frames (and keyframes) and the carry in
+    `<stem>.state.pt`, or one that starts the animation over when nothing was made yet (exit 130)."""
     from tqdm import tqdm
 
     from clipgan.interrupt import INTERRUPTED, move, save_state, sigterm_interrupts, state_path
     from clipgan.pipeline import draw_seed
     from clipgan.video import VideoWriter
 
-    output, fps = Path(job["output"]), job["fps"]
+    output, fps, path = Path(job["output"]), job["fps"], state_path(Path(job["output"]))
     drawn = settings.seed is None
     if drawn:
         settings = settings.replace(seed=draw_seed())
     done = resume["frames"] if resume is not None else None  # frames finished before the interruption
-    last, kept = None, None
+    # the newest carry and whether it is news (a frame or a keyframe since this run began)
+    latest = {"carry": resume["carry"] if resume is not None else None, "new": False}
+    kept, bar, guard = None, None, None
+
+    def note(carry):  # morph's keyframes, between frames
+        latest.update(carry=carry, new=True)
+
     with notices(quiet):
-        frames = _frames(job, settings, resume["carry"] if resume else None)  # fails here, before the output is touched
-        if drawn and not quiet:
-            typer.echo(f"seed: {settings.seed}", err=True)
-        bar = tqdm(total=job["total"], initial=len(done) if done is not None else 0, disable=quiet, unit="frame",
-                   dynamic_ncols=True)
         try:
-            with sigterm_interrupts(), VideoWriter(output, fps=fps) as video:
-                try:
-                    video.restore(done)
-                    for last in frames:
-                        video.append(last.image)
-                        bar.update(1)
-                        if last.loss is not None:
-                            bar.set_postfix(loss=f"{last.loss:.4f}")
-                except KeyboardInterrupt:
-                    if last is not None:
-                        kept = video.salvage()
-                    raise
+            with sigterm_interrupts() as guard:
+                frames = _frames(job, settings, latest["carry"], note)  # fails here, before the output is touched
+                if drawn and not quiet:
+                    typer.echo(f"seed: {settings.seed}", err=True)
+                bar = tqdm(total=job["total"], initial=len(done) if done is not None else 0, disable=quiet,
+                           unit="frame", dynamic_ncols=True)
+                with VideoWriter(output, fps=fps) as video:
+                    try:
+                        video.restore(done)
+                        for frame in frames:
+                            with guard.held():  # a signal waits until the frame is in the video and noted
+                                video.append(frame.image)
+                                latest.update(carry=frame.carry, new=True)
+                                bar.update(1)
+                                if frame.loss is not None:
+                                    bar.set_postfix(loss=f"{frame.loss:.4f}")
+                    except KeyboardInterrupt:
+                        kept = video.salvage() if latest["new"] else None
+                        raise
         except KeyboardInterrupt:
-            bar.close()
-            if kept is None:  # no new frame: a state being resumed still holds
-                raise typer.Exit(INTERRUPTED) from None
-            path = state_path(output)
-            save_state({"kind": job["kind"], "version": 1, "job": job, "settings": settings.to_dict(),
-                        "carry": move(last.carry, "cpu"), "frames": kept}, path)
-            typer.echo(f"interrupted after frame {len(kept)} of {job['total']}; resume with: clipgan resume {path}",
-                       err=True)
+            if bar is not None:
+                bar.close()
+            if latest["new"] or resume is None:  # else the state being resumed still holds
+                carry = move(latest["carry"], "cpu") if latest["carry"] is not None else None
+                save_state({"kind": job["kind"], "version": 1, "job": job, "settings": settings.to_dict(),
+                            "carry": carry, "frames": kept}, path)
+            made = len(kept) if kept is not None else len(done) if done is not None else 0
+            keys = len((latest["carry"] or {}).get("keys", {}))
+            typer.echo(f"interrupted after frame {made} of {job['total']}" + (f" (keyframes done: {keys})" if keys else "")
+                       + f"; resume with: clipgan resume {path}", err=True)
             raise typer.Exit(INTERRUPTED) from None
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
     if not quiet:
         typer.echo(f"saved {output} ({video.frames} frames at {fps:g} fps, seed {settings.seed})")
 

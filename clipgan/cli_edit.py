@@ -44,7 +44,7 @@ def _output_for(image: Path, suffix: str) -> Path:
     return path
 
 
-def _progress(total: int, quiet: bool, seed_drawn: int | None):
+def _progress(total: int, quiet: bool, seed_drawn: int | None, initial: int = 0):
     """A step callback drawing a progress bar (created at the first step) and its closer."""
     from tqdm import tqdm
 
@@ -54,7 +54,7 @@ def _progress(total: int, quiet: bool, seed_drawn: int | None):
         if "bar" not in state:
             if seed_drawn is not None and not quiet:
                 tqdm.write(f"seed: {seed_drawn}", file=sys.stderr)
-            state["bar"] = tqdm(total=total, disable=quiet, unit="step", dynamic_ncols=True)
+            state["bar"] = tqdm(total=total, initial=initial, disable=quiet, unit="step", dynamic_ncols=True)
         state["bar"].update(1)
         state["bar"].set_postfix(loss=f"{step.loss:.4f}")
 
@@ -65,24 +65,63 @@ def _progress(total: int, quiet: bool, seed_drawn: int | None):
     return on_step, close
 
 
-def _run_edit(fn, output: Path, total: int, quiet: bool, **kwargs):
-    """Run an edit function with a progress bar and save its picture with its settings."""
-    from clipgan.io import save_image
-    from clipgan.pipeline import draw_seed
+def _edit(job: dict):
+    """The edit function a job names, with its own arguments bound."""
+    from clipgan import edit
 
+    if job["kind"] == "outpaint":
+        return lambda **kw: edit.outpaint(job["image"], [], extend=job["extend"], feather_px=job["feather"],
+                                          fill=job["fill"], **kw)
+    return lambda **kw: edit.upscale(job["image"], job["prompts"], factor=job["factor"], steps=job["steps"], **kw)
+
+
+def _run_edit(job: dict, settings: Settings, quiet: bool, resume: dict | None = None):
+    """Runs an edit job (outpaint or upscale) with a progress bar and saves its picture with its settings.
+    Ctrl-C or SIGTERM keeps the picture so far and a state file for `clipgan resume` (exit 130)."""
+    from clipgan.interrupt import INTERRUPTED, save_state, sigterm_interrupts, state_path
+    from clipgan.io import save_image, to_pil
+    from clipgan.pipeline import draw_seed, resume_state, rng_state
+
+    output, path = Path(job["output"]), state_path(Path(job["output"]))
     drawn = None
-    if kwargs.get("seed") is None:  # drawn here so it can be printed before the run
-        kwargs["seed"] = drawn = draw_seed()
-    on_step, close = _progress(total, quiet, drawn)
-    with notices(quiet):
-        try:
-            result = fn(callback=on_step, **kwargs)
-        finally:
-            close()
+    if settings.seed is None:  # drawn here so it can be printed before the run and kept in a state
+        drawn = draw_seed()
+        settings = settings.replace(seed=drawn)
+    going_on = resume if resume is not None and "z" in resume else None
+    on_step, close = _progress(job["total"], quiet, drawn, going_on["next_step"] if going_on else 0)
+    last, guard = {}, None
+
+    def step(s):
+        with guard.held():  # a signal waits until the step is noted
+            on_step(s)
+            last.update(step=s, state=resume_state(s, settings, [], rng_state()))
+
+    try:
+        with notices(quiet), sigterm_interrupts() as guard:
+            result = _edit(job)(callback=step, settings=settings, seed=settings.seed, resume=going_on)
+    except KeyboardInterrupt:
+        close()
+        if last:
+            save_image(to_pil(last["step"].image), output, settings.to_dict())
+            save_state({**last["state"], "kind": job["kind"], "job": job}, path)
+            done = f"interrupted at step {last['step'].index + 1}; image so far saved to {output}"
+        else:
+            if resume is None:  # nothing made yet: a state that starts the same edit over
+                save_state({"kind": job["kind"], "version": 1, "job": job, "settings": settings.to_dict()}, path)
+            done = "interrupted before the first step"
+        typer.echo(f"{done}; resume with: clipgan resume {path}", err=True)
+        raise typer.Exit(INTERRUPTED) from None
+    finally:
+        close()
     save_image(result.image, output, result.settings.to_dict())
     if not quiet:
         typer.echo(f"saved {output} ({result.image.width}x{result.image.height}, seed {result.seed})")
     return result
+
+
+def resume_edit(data: dict, quiet: bool) -> None:
+    """`clipgan resume` for an outpaint or upscale state."""
+    _run_edit(data["job"], Settings.from_dict(data["settings"]), quiet, resume=data)
 
 
 def _check_image(path: Path) -> None:
@@ -127,10 +166,9 @@ def outpaint(
                                   precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
                                   vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip),
                                   trust_checkpoint=trust_checkpoint)
-    from clipgan.edit import outpaint as run_outpaint
-
-    _run_edit(lambda **kw: run_outpaint(str(image), [], extend=sides, feather_px=feather, fill=fill, **kw),
-              output, settings.iterations, quiet, settings=settings, seed=settings.seed)
+    job = {"kind": "outpaint", "image": str(image.resolve()), "extend": sides, "feather": feather, "fill": fill,
+           "output": str(output.resolve()), "total": settings.iterations}
+    _run_edit(job, settings, quiet)
 
 
 def _parse_extend(text: str) -> dict[str, int]:
@@ -171,10 +209,9 @@ def upscale(
                                   low_memory=low_memory, vqgan=vqgan, vqgan_config=vqgan_config,
                                   vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip),
                                   trust_checkpoint=trust_checkpoint)
-    from clipgan.edit import upscale as run_upscale
-
-    _run_edit(lambda **kw: run_upscale(str(image), prompt or [], factor=factor, steps=steps, **kw),
-              output, steps, quiet, settings=settings, seed=settings.seed)
+    job = {"kind": "upscale", "image": str(image.resolve()), "prompts": list(prompt or []), "factor": factor,
+           "steps": steps, "output": str(output.resolve()), "total": steps}
+    _run_edit(job, settings, quiet)
 
 
 @app.command()

@@ -12,8 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.cli import CUT, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN, D, app, given, notices, user_errors
-from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings, Switch
+from clipgan import cli_options as O
+from clipgan.cli import MODELS, OPT, OUTPUT, RUN, D, app, given, notices, user_errors
+from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings, Switch
 from clipgan.errors import ClipganError, NumericError
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
 
@@ -29,6 +30,7 @@ class Job:
     frames_dir: Path | None = None
     video: Path | None = None
     fps: float = DEFAULT_FPS
+    interpolate_fps: float | None = None  # the video's rate after motion interpolation
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -53,74 +55,119 @@ def default_output(prompts: list[str]) -> Path:
 def generate(
     ctx: typer.Context,
     prompts: Annotated[Optional[list[str]], typer.Argument(help='Text prompts "text:weight:stop"; "a | b" holds two.', show_default=False)] = None,
-    iterations: Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)] = D.iterations,
-    change_prompt_every: Annotated[int, typer.Option(help='Steps per part of a story prompt "a ^ b ^ c" (0: spread over the run).', rich_help_panel=PROMPTS)] = D.change_prompt_every,
-    size: Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=OUTPUT)] = D.size,
+    prompt: O.Prompt = None,
+    iterations: O.Iterations = D.iterations,
+    change_prompt_every: O.ChangePromptEvery = D.change_prompt_every,
+    size: O.Size = D.size,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="png, jpg or webp; default: named after the prompt.", rich_help_panel=OUTPUT)] = None,
-    save_every: Annotated[int, typer.Option(help="Rewrite the output every N steps (0: only at the end).", rich_help_panel=OUTPUT)] = 0,
+    save_every: O.SaveEvery = 0,
     frames_dir: Annotated[Optional[Path], typer.Option(help="With --save-every, also write numbered frames here.", rich_help_panel=OUTPUT)] = None,
     video: Annotated[Optional[Path], typer.Option(help="Progress video (mp4, webm, gif): a frame every --save-every steps (every step if 0).", rich_help_panel=OUTPUT)] = None,
+    video_mp4: O.VideoMp4 = False,
     fps: Annotated[float, typer.Option(help="Frames per second of --video.", rich_help_panel=OUTPUT)] = DEFAULT_FPS,
-    image_prompt: Annotated[Optional[list[str]], typer.Option(help="Image prompt path[:weight[:stop]]; repeatable.", rich_help_panel=PROMPTS)] = None,
-    init_image: Annotated[Optional[str], typer.Option(help="Start from this image.", rich_help_panel=INIT)] = D.init_image,
-    init_weight: Annotated[float, typer.Option(help="Pull towards the starting latent.", rich_help_panel=INIT)] = D.init_weight,
-    init_noise: Annotated[InitNoise, typer.Option(help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=INIT)] = InitNoise(D.init_noise),
+    video_length: O.VideoLength = None,
+    output_fps: O.OutputFps = None,
+    image_prompt: O.ImagePrompt = None,
+    noise_prompt_seeds: O.NoiseSeeds = None,
+    noise_prompt_weights: O.NoiseWeights = None,
+    init_image: O.InitImage = D.init_image,
+    init_weight: O.InitWeight = D.init_weight,
+    init_noise: O.InitNoiseOpt = InitNoise(D.init_noise),
     mask: Annotated[Optional[str], typer.Option(help="With --init-image: regenerate only the white part; black stays exactly as it was. The picture keeps its own size.", rich_help_panel=EDIT)] = D.mask,
     feather: Annotated[int, typer.Option(help="Seam of --mask in px: the new part blends in over 2x this outside the mask.", rich_help_panel=EDIT)] = D.feather,
     upscale: Annotated[Optional[float], typer.Option(help="Enlarge the result by this factor (>1), then refine it at the larger size.", rich_help_panel=EDIT)] = D.upscale,
     upscale_steps: Annotated[int, typer.Option(help="Refinement steps at the larger size (with --upscale).", rich_help_panel=EDIT)] = D.upscale_steps,
     tv_weight: Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)] = D.tv_weight,
-    cutn: Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)] = D.cutn,
-    cut_pow: Annotated[float, typer.Option(help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)] = D.cut_pow,
-    augments: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(a.value for a in Augment)}.", rich_help_panel=CUT)] = ",".join(D.augments),
-    optimizer: Annotated[Optimizer, typer.Option(help="torch optimizer.", rich_help_panel=OPT)] = Optimizer(D.optimizer),
-    lr: Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=OPT)] = D.lr,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (default: drawn and printed).", rich_help_panel=RUN)] = D.seed,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)] = D.device,
+    cutn: O.Cutn = D.cutn,
+    cut_pow: O.CutPow = D.cut_pow,
+    cut_method: O.CutMethodOpt = D.cut_method,
+    augments: O.Augments = ",".join(D.augments),
+    optimizer: O.OptimizerOpt = Optimizer(D.optimizer),
+    lr: O.Lr = D.lr,
+    seed: O.Seed = D.seed,
+    device: O.Device = D.device,
     precision: Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)] = Precision(D.precision),
-    low_memory: Annotated[bool, typer.Option(help="Recompute decoder activations in the backward pass: much less memory, somewhat slower.", rich_help_panel=RUN)] = D.low_memory,
+    low_memory: Annotated[bool, typer.Option("--low-memory", help="Recompute decoder activations in the backward pass: much less memory, somewhat slower.", rich_help_panel=RUN)] = D.low_memory,
     compile: Annotated[Switch, typer.Option(help="torch.compile the decoder and CLIP; a failure falls back to eager (auto: off, CUDA graphs pay sooner).", rich_help_panel=RUN)] = Switch(D.compile),
     cuda_graphs: Annotated[Switch, typer.Option(help="Also replay them as CUDA graphs (auto: on CUDA from 1200 steps, where the compile time pays back).", rich_help_panel=RUN)] = Switch(D.cuda_graphs),
     vqgan: Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)] = D.vqgan,
-    vqgan_config: Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)] = D.vqgan_config,
-    vqgan_checkpoint: Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)] = D.vqgan_checkpoint,
-    clip: Annotated[Optional[list[str]], typer.Option(help=f"ARCH:WEIGHTS (open_clip name or config .json : tag or file); repeat for an ensemble. Default: {','.join(D.clip)}.", rich_help_panel=MODELS)] = None,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)] = D.trust_checkpoint,
+    vqgan_config: O.VqganConfig = D.vqgan_config,
+    vqgan_checkpoint: O.VqganCheckpoint = D.vqgan_checkpoint,
+    clip: O.Clip = None,
+    trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)] = D.trust_checkpoint,
     from_png: Annotated[Optional[Path], typer.Option(help="Rerun the settings stored in a clipgan image; other flags override.", rich_help_panel=RUN)] = None,
+    zoom_video: O.ZoomVideo = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)] = False,
 ):
-    """Generate an image from text (and image) prompts."""
+    """Generate an image from text (and image) prompts. nerdyrodent/VQGAN-CLIP's flags work too (-p, -ii, -cuts, -opt, ...)."""
+    settings, job = generate_settings(ctx, locals())
+    run_job(settings, job, quiet)
+
+
+def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
+    """The command line's values -> the run's Settings and Job, checked; nothing runs yet."""
     from clipgan.io import check_output, read_settings
 
-    values = dict(prompts=prompts or [], iterations=iterations, change_prompt_every=change_prompt_every, size=size, image_prompts=image_prompt or [],
-                  init_image=init_image, init_weight=init_weight, init_noise=init_noise, mask=mask, feather=feather,
-                  upscale=upscale, upscale_steps=upscale_steps, tv_weight=tv_weight,
-                  cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer, lr=lr, seed=seed,
-                  device=device, precision=precision, low_memory=low_memory, compile=compile, cuda_graphs=cuda_graphs, vqgan=vqgan, vqgan_config=vqgan_config,
-                  vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip), trust_checkpoint=trust_checkpoint)
-    params = {"prompts": "prompts", "image_prompts": "image_prompt"}
-    typed = set(given(ctx, [params.get(k, k) for k in values]))
-    if from_png:
-        base = Settings.from_dict(read_settings(from_png))
-        changes = {k: v for k, v in values.items() if params.get(k, k) in typed}
+    if a["zoom_video"]:
+        raise ClipganError("-zvid: a zoom video is its own command here: clipgan zoom PROMPT -o zoom.mp4 "
+                           "(--steps-per-frame for -zse, --zoom for -zsc, --shift-x/--shift-y for -zsx/-zsy)")
+    texts = (a["prompts"] or []) + (a["prompt"] or [])
+    O.check_numeric_prompts(texts)
+    values = dict(prompts=texts, iterations=a["iterations"], change_prompt_every=a["change_prompt_every"], size=a["size"],
+                  image_prompts=a["image_prompt"] or [],
+                  noise_prompt_seeds=O.numbers(a["noise_prompt_seeds"], int, "noise-prompt-seeds"),
+                  noise_prompt_weights=O.numbers(a["noise_prompt_weights"], float, "noise-prompt-weights"),
+                  init_image=a["init_image"], init_weight=a["init_weight"], init_noise=a["init_noise"], mask=a["mask"],
+                  feather=a["feather"], upscale=a["upscale"], upscale_steps=a["upscale_steps"], tv_weight=a["tv_weight"],
+                  cutn=a["cutn"], cut_pow=a["cut_pow"], cut_method=O.cut_method(a["cut_method"]),
+                  augments=O.augments(a["augments"]), optimizer=a["optimizer"], lr=a["lr"], seed=a["seed"],
+                  device=a["device"], precision=a["precision"], low_memory=a["low_memory"], compile=a["compile"],
+                  cuda_graphs=a["cuda_graphs"], vqgan=a["vqgan"],
+                  vqgan_config=a["vqgan_config"], vqgan_checkpoint=a["vqgan_checkpoint"],
+                  clip=[O.clip_name(c) for c in a["clip"] or D.clip], trust_checkpoint=a["trust_checkpoint"])
+    params = {"prompts": ["prompts", "prompt"], "image_prompts": ["image_prompt"]}
+    typed = set(given(ctx, [n for k in values for n in params.get(k, [k])]))
+    if a["from_png"]:
+        base = Settings.from_dict(read_settings(a["from_png"]))
+        changes = {k: v for k, v in values.items() if typed & set(params.get(k, [k]))}
     else:
         base, changes = Settings(), values
     settings = base.replace(**changes)
-    output = check_output(output or default_output(settings.prompts))
+    output = check_output(a["output"] or default_output(settings.prompts))
+    video, frames_dir, save_every = a["video"], a["frames_dir"], a["save_every"]
+    if a["video_mp4"]:
+        if video is not None:
+            raise ClipganError("give --video PATH or -vid, not both")
+        video = O.video_beside(output)
     if save_every < 0:
         raise ClipganError(f"save-every must be 0 or more, got {save_every}")
     if frames_dir is not None and not frames_dir.parent.is_dir():
         raise ClipganError(f"folder for frames does not exist: {frames_dir.parent}")
     if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
         raise ClipganError(f"--frames-dir {frames_dir} is a file, not a folder")
+    fps, interpolate = a["fps"], a["output_fps"]
+    if video is None and (a["video_length"] is not None or interpolate is not None):
+        raise ClipganError("--video-length and --output-fps shape a progress video: add --video PATH (or -vid)")
     if video is not None:
         from clipgan.video import check_fps, check_video_output
 
         check_video_output(video)
+        if a["video_length"] is not None:
+            fps = video_fps_for(a["video_length"], settings.iterations, save_every)
         check_fps(fps)
+        if interpolate is not None:
+            check_fps(interpolate)
+            if interpolate <= fps:
+                raise ClipganError(f"--output-fps {interpolate:g} must be more than the video's {fps:g} fps")
     check_inputs(settings)
-    job = Job(output, save_every, frames_dir, video, fps)
-    run_job(settings, job, quiet)
+    return settings, Job(output, save_every, frames_dir, video, fps, interpolate)
+
+
+def video_fps_for(seconds: float, iterations: int, save_every: int) -> float:
+    """The frame rate at which the progress video's frames last `seconds`."""
+    if not seconds > 0:
+        raise ClipganError(f"video-length must be positive seconds, got {seconds:g}")
+    return max(iterations // (save_every or 1), 1) / seconds
 
 
 def check_inputs(settings: Settings) -> None:
@@ -130,8 +177,8 @@ def check_inputs(settings: Settings) -> None:
     from clipgan.prompts import parse_prompts
 
     texts, images = parse_prompts(settings.prompts), parse_prompts(settings.image_prompts)
-    if not texts and not images:
-        raise ClipganError("give at least one text prompt or --image-prompt")
+    if not texts and not images and not settings.noise_prompt_seeds:
+        raise ClipganError("give at least one text prompt, --image-prompt or --noise-prompt-seeds")
     local = [src for src in [p.text for p in images] + [settings.init_image, settings.mask]
              if src and not src.startswith(("http://", "https://"))]  # URLs are fetched once, by the run
     opened = {src: open_image(src) for src in local}
@@ -144,7 +191,7 @@ def check_inputs(settings: Settings) -> None:
 
 def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = None):
     """Runs generate with progress, saves and video; on Ctrl-C/SIGTERM saves image + state, exit 130
-    (the image only for masked and upscaled runs)."""
+    (the image only for upscaled runs)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -155,14 +202,18 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
     drawn = settings.seed is None
     if drawn:  # drawn here so that intermediate saves carry it too
         settings = settings.replace(seed=draw_seed())
-    # masked and upscaled runs go through clipgan.edit: saved as they go, but not resumable
-    resumable = settings.mask is None and settings.upscale is None
+    # upscaled runs (clipgan.edit, two runs in one) are saved as they go, but not resumable
+    resumable = settings.upscale is None
     total = settings.iterations + (settings.upscale_steps if settings.upscale is not None else 0)
     bar, last, done = None, {}, 0  # done: steps so far over all runs (an upscale's refinement counts on)
     losses = list(resume.get("losses", [])) if resume else []
     video_every = job.save_every or 1
 
     def on_step(step):
+        with guard.held():  # a signal waits until the step's frame, saves and state are all noted
+            _record(step)
+
+    def _record(step):
         nonlocal bar, done
         if bar is None:  # made at the first step, so a run that fails while loading prints only its error
             if drawn and not quiet:
@@ -171,7 +222,6 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
             bar = tqdm(total=total, initial=done, disable=quiet, unit="step", dynamic_ncols=True)
         done += 1
         losses.append(step.loss)
-        last.update(step=step, rng=rng_state() if resumable else None)
         bar.update(1)
         bar.set_postfix(loss=f"{step.loss:.4f}")
         if video is not None and done % video_every == 0:
@@ -185,31 +235,39 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
             if job.frames_dir is not None:
                 job.frames_dir.mkdir(exist_ok=True)
                 save_image(image, job.frames_dir / f"{done:05d}.png")
+        # taken now: the next step changes z and the optimizer in place
+        last.update(step=step, state=resume_state(step, settings, losses, rng_state()) if resumable else None)
 
-    kept = None  # the progress video's frames so far, for the state file
+    kept, guard = None, None  # kept: the progress video's frames so far, for the state file
+    path = state_path(job.output)
     try:
-        with notices(quiet), sigterm_interrupts(), _video(job) as video:
+        with notices(quiet), sigterm_interrupts() as guard, _video(job) as video:
             try:
                 if resume is not None and video is not None:  # the progress video before the interruption
                     video.restore(resume.get("frames"))
-                result = run_generate(settings=settings, callback=on_step, resume=resume)
+                result = run_generate(settings=settings, callback=on_step, resume=resume if resume and "z" in resume else None)
             except KeyboardInterrupt:
                 if video is not None and resumable and last:
                     kept = video.salvage()
                 raise
     except KeyboardInterrupt:
         _close(bar)
-        if not last:
+        if not last:  # nothing made yet: a state that starts the same run (seed included) over
+            if resumable and resume is None:
+                save_state({"kind": "generate", "version": 1, "settings": settings.to_dict(), "job": job.to_dict()}, path)
+            if resumable and path.exists():
+                typer.echo(f"interrupted before the first step; resume with: clipgan resume {path}", err=True)
+            else:
+                typer.echo("interrupted before the first step; nothing to keep", err=True)
             raise typer.Exit(INTERRUPTED) from None
         save_image(to_pil(last["step"].image), job.output, settings.to_dict())
         if not resumable:
             typer.echo(f"interrupted at step {done}; image so far saved to {job.output} "
-                       "(masked and upscaled runs cannot be resumed)", err=True)
+                       "(upscaled runs cannot be resumed)", err=True)
             raise typer.Exit(INTERRUPTED) from None
-        state = {**resume_state(last["step"], settings, losses, last["rng"]), "job": job.to_dict(), "frames": kept}
-        save_state(state, state_path(job.output))
+        save_state({**last["state"], "job": job.to_dict(), "frames": kept}, path)
         typer.echo(f"interrupted at step {last['step'].index + 1}; image saved to {job.output}; "
-                   f"resume with: clipgan resume {state_path(job.output)}", err=True)
+                   f"resume with: clipgan resume {path}", err=True)
         raise typer.Exit(INTERRUPTED) from None
     except NumericError:
         _close(bar)
@@ -229,10 +287,15 @@ def resume(
     state: Annotated[Path, typer.Argument(help="A .state.pt file written when a run was interrupted.")],
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.")] = False,
 ):
-    """Finish an interrupted generate, morph, zoom or restyle; on CPU with a seed, the result equals
-    an uninterrupted run's."""
+    """Finish an interrupted generate, morph, zoom, restyle, outpaint or upscale; on CPU with a seed,
+    the result equals an uninterrupted run's."""
     data = load_state(state)
-    if data["kind"] != "generate":
+    if data["kind"] in ("outpaint", "upscale"):
+        from clipgan.cli_edit import resume_edit
+
+        resume_edit(data, quiet)
+        output = Path(data["job"]["output"])
+    elif data["kind"] != "generate":
         from clipgan.cli_animate import resume_animation
 
         resume_animation(data, quiet)
@@ -246,8 +309,8 @@ def resume(
 def _resume_generate(data: dict, state: Path, quiet: bool) -> Path:
     job = Job.from_dict(data["job"])
     settings = Settings.from_dict(data["settings"])
-    if settings.mask is not None or settings.upscale is not None:  # never written by clipgan: refused before work
-        raise ClipganError(f"{state} is a masked or upscaled run, and those cannot be resumed")
+    if settings.upscale is not None:  # never written by clipgan: refused before work
+        raise ClipganError(f"{state} is an upscaled run, and those cannot be resumed")
     run_job(settings, job, quiet, resume=data)
     return job.output
 
@@ -264,5 +327,5 @@ def _video(job: Job):
         return
     from clipgan.video import VideoWriter
 
-    with VideoWriter(job.video, fps=job.fps) as writer:
+    with VideoWriter(job.video, fps=job.fps, interpolate_fps=job.interpolate_fps) as writer:
         yield writer

@@ -48,6 +48,11 @@ class InitNoise(str, Enum):
     gradient = "gradient"  # random colour gradient through the encoder
 
 
+class CutMethod(str, Enum):
+    crops = "crops"  # random square crops, sized by cut_pow
+    pooled = "pooled"  # the whole picture, average- and max-pooled to CLIP's size; the augments vary it
+
+
 class Augment(str, Enum):
     flip = "flip"
     affine = "affine"
@@ -65,6 +70,8 @@ DEFAULT_AUGMENTS = ("flip", "affine", "perspective", "jitter", "noise")
 class Settings:
     prompts: list[str] = field(default_factory=list)  # "text:weight:stop"
     image_prompts: list[str] = field(default_factory=list)  # "path:weight:stop"
+    noise_prompt_seeds: list[int] = field(default_factory=list)  # targets: seeded random CLIP embeddings
+    noise_prompt_weights: list[float] = field(default_factory=list)  # one per seed; missing ones are 1
     iterations: int = 100
     change_prompt_every: int = 0  # "a ^ b" stories: steps per part (0: spread over the run)
     size: tuple[int, int] = (64, 64)  # width, height; rounded to the VQGAN's factor; the bundled models see 64 px
@@ -78,6 +85,7 @@ class Settings:
     upscale_steps: int = UPSCALE_STEPS
     cutn: int = 32
     cut_pow: float = 1.0  # >1 favours small crops
+    cut_method: str = CutMethod.crops.value
     augments: tuple[str, ...] = DEFAULT_AUGMENTS
     optimizer: str = Optimizer.adam.value
     lr: float = 0.1
@@ -114,7 +122,7 @@ class Settings:
         return new
 
     def _normalize(self) -> None:
-        for name in ("prompts", "image_prompts"):
+        for name in ("prompts", "image_prompts", "noise_prompt_seeds", "noise_prompt_weights"):
             value = getattr(self, name)
             setattr(self, name, [value] if isinstance(value, str) else _items(value, name))
         if isinstance(self.mask, os.PathLike):
@@ -124,7 +132,7 @@ class Settings:
         if isinstance(self.augments, str):
             self.augments = tuple(a for a in self.augments.split(",") if a)
         self.clip, self.augments = tuple(_items(self.clip, "clip")), tuple(_items(self.augments, "augments"))
-        for name in ("optimizer", "precision", "init_noise", "compile", "cuda_graphs"):
+        for name in ("optimizer", "precision", "init_noise", "compile", "cuda_graphs", "cut_method"):
             value = getattr(self, name)
             setattr(self, name, value.value if isinstance(value, Enum) else value)
         self.augments = tuple(a.value if isinstance(a, Enum) else a for a in self.augments)
@@ -159,6 +167,16 @@ class Settings:
         _check_choice(self.init_noise, InitNoise, "init-noise")
         _check_choice(self.compile, Switch, "compile")
         _check_choice(self.cuda_graphs, Switch, "cuda-graphs")
+        _check_choice(self.cut_method, CutMethod, "cut-method")
+        for seed in self.noise_prompt_seeds:
+            _check_type(seed, int, "noise-prompt-seeds")
+        for weight in self.noise_prompt_weights:
+            _check_type(weight, (int, float), "noise-prompt-weights")
+            if not math.isfinite(weight):
+                raise ClipganError(f"noise-prompt-weights must be finite, got {weight}")
+        if len(self.noise_prompt_weights) > len(self.noise_prompt_seeds):
+            raise ClipganError(f"{len(self.noise_prompt_weights)} noise prompt weights for "
+                               f"{len(self.noise_prompt_seeds)} noise prompt seeds")
         for a in self.augments:
             _check_choice(a, Augment, "augment")
         if (self.vqgan_config is None) != (self.vqgan_checkpoint is None):

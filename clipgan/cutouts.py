@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from clipgan.config import DEFAULT_AUGMENTS, Augment
+from clipgan.config import DEFAULT_AUGMENTS, Augment, CutMethod
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class CutoutConfig:
     cut_pow: float = 1.0  # crop side = min + rand**cut_pow * (max - min); >1 favours small crops
     augments: tuple[str, ...] = DEFAULT_AUGMENTS
     noise: float = 0.1  # per-cutout gaussian noise scale drawn from U(0, noise), with "noise"
+    method: str = CutMethod.crops.value  # crops: random squares; pooled: the whole picture pooled, cutn copies
 
 
 def _augmentation(name: str) -> nn.Module | None:
@@ -54,12 +55,25 @@ class Cutouts(nn.Module):
         return b.to(device=device, dtype=torch.float32)
 
     def forward(self, image: Tensor) -> Tensor:
+        if self.config.method == CutMethod.pooled.value:
+            return self._augment(self._pooled(image))
         from torchvision.ops import roi_align
 
         boxes = self.boxes(image.shape[2], image.shape[3], image.device)
         # one batched kernel for all crops; adaptive sampling averages each output pixel's
         # footprint, so shrinking a large crop does not alias
         crops = roi_align(image.float(), boxes.to(image.device), self.size, sampling_ratio=-1, aligned=True)
+        return self._augment(crops)
+
+    def _pooled(self, image: Tensor) -> Tensor:
+        """The whole picture at CLIP's size, the mean of average and max pooling, cutn times."""
+        from torch.nn import functional as F
+
+        image = image.float()
+        pooled = (F.adaptive_avg_pool2d(image, self.size) + F.adaptive_max_pool2d(image, self.size)) / 2
+        return pooled.repeat(self.config.cutn, 1, 1, 1)
+
+    def _augment(self, crops: Tensor) -> Tensor:
         crops = self.augs(crops)
         if self.noise:
             facs = crops.new_empty(crops.shape[0], 1, 1, 1).uniform_(0, self.noise)

@@ -136,9 +136,10 @@ def _pad_to(t: Tensor, factor: int, mode: str) -> Tensor:
 
 
 def _run(s: Settings, models, z: Tensor, z_mask: Tensor | None, pixel_mask: Tensor | None,
-         callback: Callable[[Step], None] | None) -> tuple[Step, list[float]]:
-    """The ordinary loop from z; with a mask, only its cells move and cutouts look at it."""
-    from clipgan.pipeline import build_guides, iterate_options
+         callback: Callable[[Step], None] | None, resume: dict | None = None) -> tuple[Step, list[float]]:
+    """The ordinary loop from z; with a mask, only its cells move and cutouts look at it.
+    `resume` (a `resume_state(...)`) goes on after its step exactly as if the run had not stopped."""
+    from clipgan.pipeline import build_guides, iterate_options, restore_rng
 
     guides = build_guides(s, models)
     if pixel_mask is not None:
@@ -154,11 +155,18 @@ def _run(s: Settings, models, z: Tensor, z_mask: Tensor | None, pixel_mask: Tens
             return out
 
         guides = (lambda i, at=guides: refocus(at(i))) if callable(guides) else refocus(guides)
-    losses, last = [], None
-    for last in iterate(models.vqgan, guides, z, z_init=z, z_mask=z_mask, **iterate_options(s, models.device)):
+    losses, last, start, opt_state, z_init = [], None, 0, None, z
+    if resume is not None:  # the same draws as the first run up to here, then its saved state
+        z, opt_state, start = resume["z"].to(z.device), resume["optimizer"], resume["next_step"]
+        losses = list(resume.get("losses", []))
+        restore_rng(resume)
+    for last in iterate(models.vqgan, guides, z, z_init=z_init, z_mask=z_mask, start=start, optimizer_state=opt_state,
+                        **iterate_options(s, models.device)):
         losses.append(last.loss)
         if callback is not None:
             callback(last)
+    if last is None:
+        raise ClipganError("nothing left to do: that run had already finished")
     return last, losses
 
 
@@ -172,7 +180,7 @@ def _prepare(prompts, settings: dict, models):
     return s.replace(seed=seed), models
 
 
-def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, soft: Tensor, callback):
+def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, soft: Tensor, callback, resume=None):
     """Run from `init` with only the masked cells free, then paste the result over `base`
     through `soft`. All (1, C, H, W) at any size: the run pads to the VQGAN factor and crops.
     The callback's steps carry the pasted picture too (what a saved frame should show).
@@ -192,14 +200,15 @@ def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, 
 
     # the callback sees the picture as it would be saved: cropped and pasted over the original
     show = None if callback is None else (lambda step: callback(replace(step, image=pasted(step.image))))
-    last, losses = _run(run, models, z, latent_mask(canvas_mask, f), canvas_mask, show)
+    last, losses = _run(run, models, z, latent_mask(canvas_mask, f), canvas_mask, show, resume)
     return pasted(last.image), last, losses
 
 
 # ---------------------------------------------------------------- inpainting
 
 def inpaint(prompts, init_image: ImageLike, mask: MaskLike, *, models=None,
-            callback: Callable[[Step], None] | None = None, feather_px: int | None = None, **settings):
+            callback: Callable[[Step], None] | None = None, feather_px: int | None = None,
+            resume: dict | None = None, **settings):
     """Regenerate the masked part of `init_image` (white = regenerate) after the prompts.
 
     The picture is used at its own size (`size` is ignored and recorded as the picture's);
@@ -223,7 +232,7 @@ def inpaint(prompts, init_image: ImageLike, mask: MaskLike, *, models=None,
         raise ClipganError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the picture is {picture.width}x{picture.height}")
     image = to_tensor(picture, device=models.device)
     m = m.float().to(models.device)
-    out, last, losses = _masked_edit(s, models, image, image, m, feather(m, s.feather), callback)
+    out, last, losses = _masked_edit(s, models, image, image, m, feather(m, s.feather), callback, resume)
     return Result(to_pil(out), s.seed, s, losses, last.z)
 
 
@@ -283,7 +292,7 @@ def grow(image: Tensor, extend: Mapping[str, int], fill: str = "replicate") -> t
 
 def outpaint(image: ImageLike, prompts, *, extend: Mapping[str, int], models=None,
              callback: Callable[[Step], None] | None = None, feather_px: int | None = None,
-             fill: str = "replicate", **settings):
+             fill: str = "replicate", resume: dict | None = None, **settings):
     """Grow the canvas by `extend` (pixels per side) and fill the new area after the prompts.
 
     The result is exactly (left + W + right) x (top + H + bottom): no rounding is visible.
@@ -298,14 +307,14 @@ def outpaint(image: ImageLike, prompts, *, extend: Mapping[str, int], models=Non
     start, border, mask = grow(to_tensor(picture, device=models.device), extend, fill)
     s = s.replace(size=(start.shape[-1], start.shape[-2]), feather=s.feather if feather_px is None else feather_px)
     soft = 1 - feather(1 - mask, s.feather)  # exactly 0 on the original, 1 deep in the new area
-    out, last, losses = _masked_edit(s, models, start, border, mask, soft, callback)
+    out, last, losses = _masked_edit(s, models, start, border, mask, soft, callback, resume)
     return Result(to_pil(out), s.seed, s, losses, last.z)
 
 
 # ---------------------------------------------------------------- hi-res refinement
 
 def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPSCALE_STEPS, models=None,
-            callback: Callable[[Step], None] | None = None, **settings):
+            callback: Callable[[Step], None] | None = None, resume: dict | None = None, **settings):
     """Resize by `factor` (Lanczos), re-encode and refine `steps` steps at the larger size.
 
     Without prompts the picture itself is the (image) prompt, so the refinement keeps to it.
@@ -324,7 +333,7 @@ def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPS
     big = to_tensor(picture, size, models.device)  # Lanczos
     with torch.no_grad():
         z = models.vqgan.encode(big)
-    last, losses = _run(s, models, z, None, None, callback)
+    last, losses = _run(s, models, z, None, None, callback, resume)
     return Result(to_pil(last.image), s.seed, s, losses, last.z)
 
 
@@ -351,10 +360,10 @@ def generate_upscaled(prompts=(), *, upscale_factor: float | None = None, upscal
 
 
 def run_edit(s: Settings, *, models=None, callback: Callable[[Step], None] | None = None, resume: dict | None = None):
-    """What `generate` runs for settings with a `mask` (inpaint) or an `upscale` (both: inpaint, then upscale)."""
-    if resume is not None:
-        raise ClipganError("masked and upscaled runs cannot be resumed; run them again "
-                           "(with the same seed for the same picture)")
+    """What `generate` runs for settings with a `mask` (inpaint, resumable) or an `upscale` (both: inpaint,
+    then upscale; not resumable)."""
     if s.upscale is not None:
+        if resume is not None:
+            raise ClipganError("upscaled runs cannot be resumed; run them again (with the same seed for the same picture)")
         return generate_upscaled(models=models, callback=callback, settings=s)
-    return inpaint((), s.init_image, s.mask, models=models, callback=callback, settings=s)
+    return inpaint((), s.init_image, s.mask, models=models, callback=callback, settings=s, resume=resume)

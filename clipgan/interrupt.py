@@ -13,7 +13,7 @@ from pathlib import Path
 from clipgan.errors import ClipganError
 
 INTERRUPTED = 130  # the shell's code for Ctrl-C
-KINDS = ("generate", "morph", "zoom", "restyle")
+KINDS = ("generate", "morph", "zoom", "restyle", "outpaint", "upscale")
 
 
 def state_path(output: Path) -> Path:
@@ -21,22 +21,47 @@ def state_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.state.pt")
 
 
-@contextlib.contextmanager
-def sigterm_interrupts():
-    """SIGTERM (a scheduler stopping the job) saves state like Ctrl-C; only while a run is going."""
+class Interrupts:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, except inside `held()`, where the signal waits
+    until the block ends: a step's bookkeeping (frame written, state noted) is all or nothing."""
 
-    def interrupt(signum, frame):
+    def __init__(self):
+        self._depth = 0
+        self._pending = False
+
+    def _signal(self, signum, frame):
+        if self._depth:
+            self._pending = True
+            return
         raise KeyboardInterrupt
 
+    @contextlib.contextmanager
+    def held(self):
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self._pending:  # only when the block ended normally: never masks its error
+            self._pending = False
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM (a scheduler stopping the job) interrupts like Ctrl-C, only while a run is going;
+    yields the `Interrupts` whose `held()` defers both."""
+    guard = Interrupts()
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
+        previous = {sig: signal.signal(sig, guard._signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone (held() then defers nothing)
+        yield guard
         return
     try:
-        yield
+        yield guard
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
 
 
 def save_state(state: dict, path: Path) -> None:

@@ -132,26 +132,28 @@ def _iterate(vqgan, guides, z, steps, lr, optimizer, init_weight, tv_weight, dty
             if mode is not None and accel is None:
                 accel = _accel.Accelerated(_accel.accelerated_modules(vqgan, [g.perceptor for g in active]), mode)
             train = i < steps - 1  # the last step only scores: its update would never be seen
-            while True:
-                try:
-                    image, losses, total = _forward_backward(vqgan, active, z, z_init, init_weight, tv_weight,
-                                                             dtype, scaler, i, train, accel)
-                    break
-                except Exception as e:
-                    if not _accel.can_fall_back(accel, e):
-                        raise
-                    accel.fallback(e)  # eager from now on; z and the optimizer are untouched so far
-                    opt.zero_grad(set_to_none=True)
-            z_used = z.detach().clone()
-            if train and total.requires_grad:
-                scaler.step(opt)
-                scaler.update()
-                with torch.no_grad():
-                    z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
-                    if z_mask is not None:
-                        z.copy_(torch.where(z_mask, z, z_keep))
-                    if not torch.isfinite(z).all():
-                        raise NumericError(f"the latent became NaN at step {i}; lower --lr or use --precision fp32")
+            # gradients whatever the caller's mode (a no_grad, or one a Ctrl-C left half-exited), never across the yield
+            with torch.enable_grad():
+                while True:
+                    try:
+                        image, losses, total = _forward_backward(vqgan, active, z, z_init, init_weight, tv_weight,
+                                                                 dtype, scaler, i, train, accel)
+                        break
+                    except Exception as e:
+                        if not _accel.can_fall_back(accel, e):
+                            raise
+                        accel.fallback(e)  # eager from now on; z and the optimizer are untouched so far
+                        opt.zero_grad(set_to_none=True)
+                z_used = z.detach().clone()
+                if train and total.requires_grad:
+                    scaler.step(opt)
+                    scaler.update()
+                    with torch.no_grad():
+                        z.copy_(torch.maximum(torch.minimum(z, z_max), z_min))
+                        if z_mask is not None:
+                            z.copy_(torch.where(z_mask, z, z_keep))
+                        if not torch.isfinite(z).all():
+                            raise NumericError(f"the latent became NaN at step {i}; lower --lr or use --precision fp32")
             yield Step(i, total.item(), {k: v.item() for k, v in losses.items()}, z_used, image.detach(),
                        _snapshot(z, opt, i + 1))
     finally:

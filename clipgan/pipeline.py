@@ -153,14 +153,15 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
     stories = [parse_story(p, settings.iterations, settings.change_prompt_every)
                for p in split_prompts(settings.prompts)]
     images = parse_prompts(settings.image_prompts)
-    if not stories and not images:
-        raise ClipganError("give at least one text prompt or --image-prompt")
+    if not stories and not images and not settings.noise_prompt_seeds:
+        raise ClipganError("give at least one text prompt, --image-prompt or --noise-prompt-seeds")
     loaded = [(p, load_rgb(p.text)) for p in images]
     texts = sorted({p.text for story in stories for _, p in story})
     _vocabulary_notice(settings, texts)
     guides, text_targets = [], []
     for perceptor in models.perceptors:
-        cfg = CutoutConfig(cutn=settings.cutn, cut_pow=settings.cut_pow, augments=settings.augments)
+        cfg = CutoutConfig(cutn=settings.cutn, cut_pow=settings.cut_pow, augments=settings.augments,
+                           method=settings.cut_method)
         cutouts = Cutouts(perceptor.input_size, cfg)
         embeds = dict(zip(texts, perceptor.encode_text(texts))) if texts else {}
         text_targets.append([[(start, Target(p.text, embeds[p.text][None], p.weight, p.stop)) for start, p in story]
@@ -170,7 +171,7 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
             with torch.no_grad():
                 crops = cutouts(to_tensor(image, settings.size, models.device))
                 image_targets.append(Target(p.text, perceptor.encode_image(crops), p.weight, p.stop))
-        guides.append(Guide(perceptor, cutouts, image_targets))
+        guides.append(Guide(perceptor, cutouts, image_targets + noise_targets(settings, perceptor, models.device)))
 
     def at(step: int) -> list[Guide]:
         out = []
@@ -182,6 +183,21 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
     if all(len(story) == 1 and story[0][0] == 0 for story in stories):
         return at(0)
     return at
+
+
+def noise_targets(settings: Settings, perceptor, device) -> list[Target]:
+    """One target per noise prompt seed: a random unit vector in CLIP's embedding space, the same
+    for a seed on any machine (drawn on the CPU from its own generator)."""
+    weights = settings.noise_prompt_weights
+    if not settings.noise_prompt_seeds:
+        return []
+    dim = getattr(perceptor.model.visual, "output_dim", None) or perceptor.encode_text(["x"]).shape[-1]
+    out = []
+    for i, seed in enumerate(settings.noise_prompt_seeds):
+        embed = torch.randn(1, dim, generator=torch.Generator().manual_seed(seed))
+        weight = weights[i] if i < len(weights) else 1.0
+        out.append(Target(f"noise {seed}", torch.nn.functional.normalize(embed, dim=-1).to(device), weight))
+    return out
 
 
 def _vocabulary_notice(settings: Settings, texts: list[str]) -> None:

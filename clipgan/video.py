@@ -71,9 +71,11 @@ class VideoWriter:
     repeating the edge, because yuv420p needs even sizes.
     """
 
-    def __init__(self, path: str | Path, fps: float = DEFAULT_FPS):
+    def __init__(self, path: str | Path, fps: float = DEFAULT_FPS, interpolate_fps: float | None = None):
         self.path = check_video_output(path)
         self.fps = check_fps(fps)
+        # motion-interpolated to this rate when closed (the frames as given stay salvageable until then)
+        self.interpolate_fps = None if interpolate_fps is None else check_fps(interpolate_fps)
         self.frames = 0
         self.size: tuple[int, int] | None = None  # (width, height) as given, set by the first frame
         self._stack: contextlib.ExitStack | None = None
@@ -176,6 +178,33 @@ class VideoWriter:
         if code != 0:
             raise ClipganError(f"ffmpeg could not write {self.path}: {self._stderr()}")
         self._close_log()
+        if self.interpolate_fps is not None and self.interpolate_fps > self.fps:
+            self._interpolate()
+
+    def _interpolate(self) -> None:
+        """Re-encodes the finished file at interpolate_fps, motion-compensated (ffmpeg's minterpolate)."""
+        ext = self.path.suffix.lower()
+        fps = Fraction(self.interpolate_fps).limit_denominator(1001)
+        # scd=none: progress frames change a lot, and scene-cut detection would then repeat frames instead;
+        # tpad repeats the last frame once so that the interpolation reaches it
+        motion = f"tpad=stop_mode=clone:stop=1,minterpolate=fps={fps}:mi_mode=mci:mc_mode=aobmc:vsbmc=1:scd=none"
+        args = list(VIDEO_FORMATS[ext])
+        if ext == ".gif":
+            args[1] = f"{motion},{args[1]}"
+        else:
+            args = ["-vf", motion, *args]
+        out = self._tmp.with_name(f"{self._tmp.stem}.interp{ext}")
+        cmd = [_ffmpeg(), "-y", "-hide_banner", "-loglevel", "error", "-i", str(self._tmp), "-an", *args, str(out)]
+        try:
+            done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        if done.returncode != 0:
+            out.unlink(missing_ok=True)
+            lines = done.stderr.decode(errors="replace").strip().splitlines()
+            raise ClipganError(f"ffmpeg could not interpolate {self.path}: {lines[-1][:300] if lines else done.returncode}")
+        out.replace(self._tmp)
 
     def _abort(self) -> None:
         if self._proc is not None:

@@ -162,11 +162,15 @@ def test_settings_validate_the_new_fields():
     assert Settings.from_dict({"prompts": ["x"]}).mask is None  # older pictures' settings still load
 
 
-# ---------------------------------------------------------------- interrupt: image kept, nothing resumable
+# ---------------------------------------------------------------- interrupt: masked runs resume, upscaled ones keep the image
 
-def test_interrupted_masked_run_saves_the_image_but_no_state(tiny_models, files, monkeypatch):
+def test_interrupted_masked_run_resumes_to_the_uninterrupted_picture(tiny_models, files, monkeypatch):
     import clipgan.io
 
+    common = ["generate", "a red circle", "--init-image", files / "in.png", "--mask", files / "mask.png", "-i", "5",
+              "--save-every", "1", *model_args(tiny_models)]
+    whole = files / "whole.png"
+    assert invoke([*common, "-o", whole]).exit_code == 0
     real, calls = clipgan.io.save_image, []
 
     def save_then_interrupt(*args, **kwargs):
@@ -177,15 +181,18 @@ def test_interrupted_masked_run_saves_the_image_but_no_state(tiny_models, files,
 
     monkeypatch.setattr(clipgan.io, "save_image", save_then_interrupt)
     out = files / "cut.png"
-    r = invoke(["generate", "a red circle", "--init-image", files / "in.png", "--mask", files / "mask.png", "-i", "5",
-                "--save-every", "1", "-o", out, *model_args(tiny_models)])
+    r = invoke([*common, "-o", out])
+    monkeypatch.setattr(clipgan.io, "save_image", real)
+    state = files / "cut.state.pt"
     assert r.exit_code == 130, r.output
-    assert "cannot be resumed" in r.output and out.exists() and not (files / "cut.state.pt").exists()
+    assert f"resume with: clipgan resume {state}" in r.output and out.exists() and state.exists()
+    assert invoke(["resume", state]).exit_code == 0 and not state.exists()
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(whole)))
 
 
-def test_resume_refuses_a_masked_state(files):
+def test_resume_refuses_an_upscaled_state(files):
     state = files / "x.state.pt"
-    settings = Settings().replace(prompts=["a"], init_image=str(files / "in.png"), mask=str(files / "mask.png"))
+    settings = Settings().replace(prompts=["a"], upscale=2.0)
     torch.save({"kind": "generate", "job": {"output": str(files / "x.png")}, "settings": settings.to_dict()}, state)
     r = invoke(["resume", str(state)])
     assert r.exit_code == 2 and "cannot be resumed" in r.output and not (files / "x.png").exists()

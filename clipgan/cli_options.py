@@ -1,0 +1,110 @@
+"""Options shared by the commands, declared once with their help text, and the flags of the most used
+peer CLI (nerdyrodent/VQGAN-CLIP's generate.py) as aliases where they mean the same thing.
+
+A single-dash name of several letters (`-ii`, `-cuts`) is a real option name: click matches it
+whole before it would read `-i` with the value `i`. No torch here (help must stay fast).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from clipgan.config import Augment, CutMethod, InitNoise, Optimizer, Settings
+from clipgan.errors import ClipganError
+
+D = Settings()
+PROMPTS, OUTPUT, INIT, CUT, OPT, MODELS, RUN = "Prompts", "Output", "Start image", "Cutouts", "Optimizer", "Models", "Run"
+
+Iterations = Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)]
+Prompt = Annotated[Optional[list[str]], typer.Option("-p", "--prompt", help='Text prompt, as the arguments ("a:2 | b" holds two); repeatable.', show_default=False, rich_help_panel=PROMPTS)]
+ChangePromptEvery = Annotated[int, typer.Option("-cpe", "--change-prompt-every", help='Steps per part of a story prompt "a ^ b ^ c" (0: spread over the run).', rich_help_panel=PROMPTS)]
+ImagePrompt = Annotated[Optional[list[str]], typer.Option("-ip", "--image-prompt", help='Image prompt path[:weight[:stop]]; "a.png | b.png" holds two; repeatable.', show_default=False, rich_help_panel=PROMPTS)]
+NoiseSeeds = Annotated[Optional[str], typer.Option("-nps", "--noise-prompt-seeds", help='Noise prompts: seeds of random CLIP targets, "1,2" or "1 2".', show_default=False, rich_help_panel=PROMPTS)]
+NoiseWeights = Annotated[Optional[str], typer.Option("-npw", "--noise-prompt-weights", help="Their weights, in the same order (missing ones: 1).", show_default=False, rich_help_panel=PROMPTS)]
+Size = Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=OUTPUT)]
+SaveEvery = Annotated[int, typer.Option("-se", "--save-every", help="Rewrite the output every N steps (0: only at the end).", rich_help_panel=OUTPUT)]
+InitImage = Annotated[Optional[str], typer.Option("-ii", "--init-image", help="Start from this image.", rich_help_panel=INIT)]
+InitWeight = Annotated[float, typer.Option("-iw", "--init-weight", help="Pull towards the starting latent.", rich_help_panel=INIT)]
+InitNoiseOpt = Annotated[InitNoise, typer.Option("-in", "--init-noise", help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=INIT)]
+Cutn = Annotated[int, typer.Option("-cuts", "--cutn", help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)]
+CutPow = Annotated[float, typer.Option("-cutp", "--cut-pow", help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)]
+CutMethodOpt = Annotated[str, typer.Option("-cutm", "--cut-method", help="crops: random squares sized by --cut-pow; pooled: the whole picture, pooled. The peer's original, updated, nrupdated (crops) and updatedpooling, latest (pooled) work too.", rich_help_panel=CUT)]
+Augments = Annotated[str, typer.Option("-aug", "--augments", help=f"Comma-separated: {', '.join(a.value for a in Augment)} (or the peer's Ji, Sh, Gn, Pe, Af, Er).", rich_help_panel=CUT)]
+OptimizerOpt = Annotated[Optimizer, typer.Option("-opt", "--optimizer", help="torch optimizer (any capitalisation: AdamW).", case_sensitive=False, rich_help_panel=OPT)]
+Lr = Annotated[float, typer.Option("-lr", "--lr", help="Learning rate.", rich_help_panel=OPT)]
+Seed = Annotated[Optional[int], typer.Option("-sd", "--seed", help="Random seed (default: drawn and printed).", rich_help_panel=RUN)]
+Device = Annotated[str, typer.Option("-cd", "--device", help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)]
+VqganConfig = Annotated[Optional[str], typer.Option("-conf", "--vqgan-config", help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)]
+VqganCheckpoint = Annotated[Optional[str], typer.Option("-ckpt", "--vqgan-checkpoint", help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)]
+Clip = Annotated[Optional[list[str]], typer.Option("-m", "--clip", help=f"ARCH:WEIGHTS (open_clip name or config .json : tag or file), or an OpenAI name such as ViT-B/32; repeat for an ensemble. Default: {','.join(D.clip)}.", rich_help_panel=MODELS)]
+VideoLength = Annotated[Optional[float], typer.Option("-vl", "--video-length", help="Seconds the progress video lasts (sets its fps from the frame count).", rich_help_panel=OUTPUT)]
+OutputFps = Annotated[Optional[float], typer.Option("-ofps", "--output-fps", help="Frame rate of the progress video after motion interpolation (ffmpeg's minterpolate) between the frames.", rich_help_panel=OUTPUT)]
+VideoMp4 = Annotated[bool, typer.Option("-vid", "--video-mp4", help="A progress video beside the output, named OUTPUT.mp4.", rich_help_panel=OUTPUT)]
+ZoomVideo = Annotated[bool, typer.Option("-zvid", help="The peer's zoom video: here the command `clipgan zoom` (this flag says how).", show_default=False, rich_help_panel=OUTPUT)]
+
+# nerdyrodent/VQGAN-CLIP's names -> clipgan's
+PEER_CUT_METHODS = {"original": "crops", "updated": "crops", "nrupdated": "crops", "updatedpooling": "pooled",
+                    "latest": "pooled"}
+PEER_AUGMENTS = {"ji": "jitter", "sh": "sharpness", "gn": "noise", "pe": "perspective", "af": "affine", "er": "erasing"}
+_OPENAI_CLIP = re.compile(r"^(RN\d+(?:x\d+)?|ViT-[BLH]/\d+)(?:@(\d+)px)?$")
+
+
+def cut_method(text: str) -> str:
+    name = text.strip().lower()
+    name = PEER_CUT_METHODS.get(name, name)
+    choices = [m.value for m in CutMethod]
+    if name not in choices:
+        raise ClipganError(f"unknown cut method {text!r}; choose from {', '.join(choices + list(PEER_CUT_METHODS))}")
+    return name
+
+
+def augments(text: str) -> str:
+    """Comma- or space-separated; the peer's two-letter codes become clipgan's names."""
+    names = [a for a in re.split(r"[,\s]+", text.strip()) if a]
+    out = []
+    for a in names:
+        known = {x.value for x in Augment}
+        name = a if a in known else PEER_AUGMENTS.get(a.lower())
+        if name is None:
+            raise ClipganError(f"unknown augment {a!r}; choose from {', '.join(sorted(known))} "
+                               f"(or {', '.join(k.capitalize() for k in PEER_AUGMENTS)})")
+        out.append(name)
+    return ",".join(out)
+
+
+def clip_name(spec: str) -> str:
+    """An OpenAI CLIP name (ViT-B/32, RN50x4, ViT-L/14@336px) -> open_clip's ARCH:openai; others unchanged."""
+    m = _OPENAI_CLIP.match(spec.strip())
+    if not m:
+        return spec
+    arch = m.group(1).replace("/", "-") + (f"-{m.group(2)}" if m.group(2) else "")
+    return f"{arch}:openai"
+
+
+def numbers(text: str | None, kind: type, name: str) -> list:
+    """'1,2' or '1 2' -> [1, 2]."""
+    if text is None:
+        return []
+    out = []
+    for token in (t for t in re.split(r"[,\s]+", text.strip()) if t):
+        try:
+            out.append(kind(token))
+        except ValueError:
+            raise ClipganError(f"{name}: {token!r} is not {'an integer' if kind is int else 'a number'}") from None
+    return out
+
+
+def check_numeric_prompts(prompts: list[str]) -> None:
+    """`-nps 1 2` (the peer's several values after one flag) leaves '2' as a prompt: say so."""
+    for p in prompts:
+        if re.fullmatch(r"\s*-?[\d.]+\s*", p):
+            raise ClipganError(f"prompt {p!r} is only a number; several noise prompt seeds or weights go in one "
+                               "value: -nps 1,2 -npw 0.5,1")
+
+
+def video_beside(output: Path) -> Path:
+    return output.with_suffix(".mp4")
