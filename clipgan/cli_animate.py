@@ -120,9 +120,9 @@ def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = Non
         typer.echo(f"saved {output} ({video.frames} frames at {fps:g} fps, seed {settings.seed})")
 
 
-def resume_animation(data: dict, quiet: bool) -> None:
-    """`clipgan resume` for a morph, zoom or restyle state."""
-    _write(data["job"], Settings.from_dict(data["settings"]), quiet, resume=data)
+def resume_animation(data: dict, quiet: bool, trust: bool = False) -> None:
+    """`clipgan resume` for a morph, zoom or restyle state; trust comes from the command line only."""
+    _write(data["job"], Settings.from_dict(data["settings"]).replace(trust_checkpoint=trust), quiet, resume=data)
 
 
 def _check_video(output: Path, fps: float | None) -> Path:

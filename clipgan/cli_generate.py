@@ -225,6 +225,7 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
 @user_errors
 def resume(
     state: Annotated[Path, typer.Argument(help="A .state.pt file written when a run was interrupted.")],
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code); never taken from the state file.")] = D.trust_checkpoint,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.")] = False,
 ):
     """Finish an interrupted generate, morph, zoom or restyle; on CPU with a seed, the result equals
@@ -233,17 +234,17 @@ def resume(
     if data["kind"] != "generate":
         from clipgan.cli_animate import resume_animation
 
-        resume_animation(data, quiet)
+        resume_animation(data, quiet, trust_checkpoint)
         output = Path(data["job"]["output"])
     else:
-        output = _resume_generate(data, state, quiet)
+        output = _resume_generate(data, state, quiet, trust_checkpoint)
     if state.resolve() == state_path(output).resolve():
         state.unlink(missing_ok=True)
 
 
-def _resume_generate(data: dict, state: Path, quiet: bool) -> Path:
+def _resume_generate(data: dict, state: Path, quiet: bool, trust: bool = False) -> Path:
     job = Job.from_dict(data["job"])
-    settings = Settings.from_dict(data["settings"])
+    settings = Settings.from_dict(data["settings"]).replace(trust_checkpoint=trust)  # trust: from the command line only
     if settings.mask is not None or settings.upscale is not None:  # never written by clipgan: refused before work
         raise ClipganError(f"{state} is a masked or upscaled run, and those cannot be resumed")
     run_job(settings, job, quiet, resume=data)

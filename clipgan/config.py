@@ -83,21 +83,26 @@ class Settings:
     vqgan_config: str | None = None  # taming yaml; overrides `vqgan` with vqgan_checkpoint
     vqgan_checkpoint: str | None = None
     clip: tuple[str, ...] = (DEFAULT_CLIP,)  # ARCH:WEIGHTS or a bundled alias; several make an ensemble
-    trust_checkpoint: bool = False  # allow full unpickling of checkpoints
+    # allow full unpickling of checkpoints (can run code): only ever from the run's own command line or
+    # API call; `from_dict` (PNG settings, state files) never sets it
+    trust_checkpoint: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
-        """Build from (possibly partial or hand-edited) JSON; unknown keys are an error."""
+        """Build from (possibly partial or hand-edited) JSON; unknown keys are an error.
+
+        The data comes from a file (a PNG's settings, a state file), and a file never grants trust:
+        its `trust_checkpoint` is ignored, so a shared picture cannot make a rerun unpickle code."""
         if not isinstance(data, dict):
             raise ClipganError("settings must be a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known, key=repr)
         if unknown:
-            raise ClipganError(f"unknown setting(s): {', '.join(k if k.isprintable() else repr(k) for k in unknown)}")
-        return cls().replace(**data)
+            raise ClipganError(f"unknown setting(s): {', '.join(k if isinstance(k, str) and k.isprintable() else repr(k) for k in unknown)}")
+        return cls().replace(**{k: v for k, v in data.items() if k != "trust_checkpoint"})
 
     def replace(self, **changes) -> "Settings":
         new = dataclasses.replace(self, **changes)
@@ -129,6 +134,9 @@ class Settings:
             raise ClipganError(f"size must be two integers (width height), got {size!r}") from None
 
     def validate(self) -> None:
+        for name in ("low_memory", "trust_checkpoint"):  # the string "no" must not count as true
+            if not isinstance(getattr(self, name), bool):
+                raise ClipganError(f"{name} must be true or false, got {getattr(self, name)!r}")
         _check_type(self.iterations, int, "iterations")
         _check_type(self.cutn, int, "cutn")
         _check_type(self.change_prompt_every, int, "change-prompt-every")
