@@ -21,7 +21,7 @@ from torch import Tensor
 from clipgan.config import UPSCALE_STEPS, Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError
-from clipgan.io import open_image, to_pil, to_tensor
+from clipgan.io import grey, open_image, rgb, to_pil, to_tensor
 from clipgan.optimize import Guide, Step, iterate
 
 FOCUS = 0.8  # share of cutouts centred on a masked pixel; the rest keep the whole picture in view
@@ -34,16 +34,20 @@ MaskLike = Union[str, Path, Image.Image, Tensor]
 # ---------------------------------------------------------------- masks
 
 def load_mask(path: ImageLike, size: tuple[int, int]) -> Tensor:
-    """A mask image (any mode) -> (1, 1, H, W) float in [0, 1] at size=(W, H); white = regenerate."""
+    """A mask image (any mode, 16-bit too) -> (1, 1, H, W) float in [0, 1]; white = regenerate.
+
+    The mask must have the picture's size=(W, H): one of another size is refused rather than
+    stretched, since a stretched mask silently frees pixels the user meant to keep."""
     image = path if isinstance(path, Image.Image) else open_image(path)
+    if image.size != tuple(size):
+        name = f"the mask {path}" if isinstance(path, (str, Path)) else "the mask"
+        raise ClipganError(f"{name} is {image.width}x{image.height} but the picture is {size[0]}x{size[1]}; "
+                           "give a mask of the picture's size")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")  # transparent pixels count as black: keep
         flat = Image.new("RGBA", image.size, (0, 0, 0, 255))
         image = Image.alpha_composite(flat, image)
-    gray = image.convert("L")
-    if gray.size != tuple(size):
-        gray = gray.resize(tuple(size), Image.BILINEAR)  # soft edges, thresholded at 0.5 later
-    return to_tensor(gray.convert("RGB"))[:, :1]
+    return to_tensor(grey(image))[:, :1]
 
 
 def hard(mask: Tensor) -> Tensor:
@@ -123,7 +127,7 @@ def _settings(prompts, settings: dict) -> Settings:
 
 
 def _as_image(image: ImageLike) -> Image.Image:
-    return (image if isinstance(image, Image.Image) else open_image(image)).convert("RGB")
+    return rgb(image if isinstance(image, Image.Image) else open_image(image))
 
 
 def _pad_to(t: Tensor, factor: int, mode: str) -> Tensor:

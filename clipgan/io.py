@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -53,7 +54,10 @@ def save_image(image: Image.Image, path: str | Path, settings: dict | None = Non
     fmt = FORMATS[path.suffix.lower()]
     kwargs: dict = {}
     if settings is not None:
-        text = json.dumps(settings, sort_keys=True)
+        try:  # never NaN or Infinity in the JSON: no other reader takes them
+            text = json.dumps(settings, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ClipganError(f"settings for {path} cannot be written as JSON ({e})") from None
         if fmt == "PNG":
             from PIL.PngImagePlugin import PngInfo
 
@@ -89,28 +93,81 @@ def read_settings(path: str | Path) -> dict:
     return data
 
 
-def open_image(src: str | Path) -> Image.Image:
-    """A PIL image from a path or an http(s) URL, fully read; errors name the source."""
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # PIL's own guard against decompression bombs
+MAX_FETCH = 256 * 2**20  # bytes read from a URL
+
+
+def open_image(src: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A PIL image from a path or an http(s) URL, fully read; errors name the source.
+
+    The one door every image input goes through (init image, mask, image prompts, --from-png,
+    score): a header claiming more than `max_pixels` is refused before anything is decoded,
+    and whatever a damaged or hostile file makes a decoder raise becomes one ClipganError."""
     src = str(src)
+    too_big = f"{src} is larger than clipgan reads (at most {max_pixels // 10**6} Mpx)"
     try:
-        if src.startswith(("http://", "https://")):
-            with urllib.request.urlopen(src, timeout=30) as r:
-                data = io.BytesIO(r.read())
-            image = Image.open(data)
-        else:
-            if not Path(src).is_file():
-                raise ClipganError(f"image not found: {src}")
-            image = Image.open(src)
-        image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # an error here, not a stray line
+            if src.startswith(("http://", "https://")):
+                with urllib.request.urlopen(src, timeout=30) as r:
+                    data = r.read(MAX_FETCH + 1)
+                if len(data) > MAX_FETCH:
+                    raise ClipganError(f"image {src} is larger than {MAX_FETCH >> 20} MiB")
+                image = Image.open(io.BytesIO(data))
+            else:
+                if not Path(src).is_file():
+                    raise ClipganError(f"image not found: {src}")
+                image = Image.open(src)
+            w, h = image.size
+            if w < 1 or h < 1 or w * h > max_pixels:  # checked on the header, before decoding
+                raise ClipganError(f"{too_big}: its header says {w}x{h}")
+            image.load()
         return image
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except ClipganError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ClipganError(too_big) from None
+    except Exception as e:  # decoders fail in many ways on damaged files (OSError, SyntaxError, struct.error, ...)
         if isinstance(e, OSError) and src.startswith(("http://", "https://")):
             raise ClipganError(f"could not fetch image {src} ({e})") from None
         raise ClipganError(f"{src} is not a readable image") from None
 
 
 def load_rgb(src: str | Path) -> Image.Image:
-    return open_image(src).convert("RGB")
+    return rgb(open_image(src))
+
+
+_HIGH_DEPTH = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def grey(image: Image.Image) -> Image.Image:
+    """Any greyscale or colour image as 8-bit "L". 16-bit and 32-bit greyscale are scaled to
+    0-255 (PIL's own conversion clips them: a 16-bit picture would come out almost all white)."""
+    if image.mode == "L":
+        return image
+    if image.mode not in _HIGH_DEPTH:
+        return rgb(image).convert("L")
+    import numpy as np
+
+    array = np.asarray(image).astype(np.float64)
+    if image.mode == "F":  # float pictures: 0-1 if they fit, else 0-255
+        scale = 255.0 if array.size and np.nanmax(array) <= 1.0 else 1.0
+    else:  # integer greyscale as PNG and TIFF store it: 16 bits (an "I" image may hold 16-bit values)
+        scale = 255.0 / 65535.0 if image.mode.startswith("I;16") or (array.size and array.max() > 255) else 1.0
+    array = np.nan_to_num(array * scale, nan=0.0).clip(0, 255).round().astype(np.uint8)
+    return Image.fromarray(array, "L")
+
+
+def rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image as 8-bit RGB (high-bit-depth greyscale scaled, see `grey`)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _HIGH_DEPTH:
+        return grey(image).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError):  # modes PIL cannot turn into RGB (LAB, HSV, ...)
+        raise ClipganError(f"images in PIL mode {image.mode} are not supported; save it as RGB") from None
 
 
 def to_tensor(image: Image.Image, size: tuple[int, int] | None = None, device="cpu"):
@@ -118,7 +175,7 @@ def to_tensor(image: Image.Image, size: tuple[int, int] | None = None, device="c
     import numpy as np
     import torch
 
-    image = image.convert("RGB")
+    image = rgb(image)
     if size is not None and image.size != tuple(size):
         image = image.resize(tuple(size), Image.LANCZOS)
     array = np.asarray(image, dtype=np.float32) / 255.0

@@ -17,7 +17,7 @@ from PIL import Image
 
 from clipgan.config import DEFAULT_FPS
 from clipgan.errors import ClipganError
-from clipgan.io import atomic_path, check_output
+from clipgan.io import atomic_path, check_output, rgb
 
 # extension -> ffmpeg output arguments. yuv420p is what browsers and QuickTime play.
 VIDEO_FORMATS: dict[str, list[str]] = {
@@ -51,7 +51,7 @@ def _to_array(image):
     import numpy as np
 
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(rgb(image))
     from clipgan.io import to_pil
 
     if getattr(image, "dim", None) is None or image.dim() not in (3, 4) or image.shape[-3] != 3:
