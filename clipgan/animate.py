@@ -328,15 +328,37 @@ def _carry(next_frame: int, **values) -> dict:
     return {"next": next_frame, **values, **rng_state()}
 
 
-def _resumed(resume: dict | None, device) -> dict:
-    """The carry's values on `device`, with its RNG states put back; {} without one."""
+def _resumed(resume: dict | None, s: Settings, models: "Models") -> dict:
+    """The carry's values on the models' device, with its RNG states put back; {} without one.
+    A carry that does not fit this run (edited, or of another size or model) is refused first."""
     if resume is None:
         return {}
+    import torch
+
     from clipgan.interrupt import move
     from clipgan.pipeline import restore_rng
 
+    next_frame = resume.get("next") if isinstance(resume, dict) else None
+    if isinstance(next_frame, bool) or not isinstance(next_frame, int) or next_frame < 0:
+        raise ClipganError(f"resume: the carry's next frame must be a whole number of at least 0, got {next_frame!r}")
+    rng = resume.get("rng")
+    if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+        raise ClipganError("resume: the carry's random number generator state is not torch's")
+    (w, h), f = s.size, models.vqgan.factor
+    want = {"z": (1, models.vqgan.codebook.shape[1], h // f, w // f), "image": (1, 3, h, w), "previous": (1, 3, h, w)}
+
+    def check(value, name):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                check(v, k if isinstance(k, str) else name)
+        elif isinstance(value, torch.Tensor) and name in want:
+            if tuple(value.shape) != want[name] or not value.is_floating_point():
+                raise ClipganError(f"resume: the carry's {name} is {tuple(value.shape)}, but this run's is {want[name]} "
+                                   "(a state of another size or model)")
+
+    check({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, "carry")
     restore_rng(resume)
-    return move({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, device)
+    return move({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, models.device)
 
 
 class _Runner:
@@ -452,8 +474,11 @@ def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", c
     plan = [(a, b, j) for a, b in zip(order, order[1:]) for j in range(n)]
     if not o.loop:
         plan.append((len(prompts) - 1, None, 0))
-    carried = _resumed(resume, models.device)
+    carried = _resumed(resume, s, models)
     keys: dict[int, dict] = carried.get("keys", {})  # k -> z, image and loss of keyframe k
+    if not isinstance(keys, dict) or any(k not in range(len(prompts)) or not isinstance(v, dict) or not {"z", "image"} <= set(v)
+                                         for k, v in keys.items()):
+        raise ClipganError("resume: the carry's keyframes do not fit these prompts")
     z = carried.get("z")  # guided: the latent of the previous frame
 
     def keyframe(k: int) -> dict:
@@ -538,7 +563,7 @@ def _zoom(schedule, o: ZoomOptions, s: Settings, models: "Models", callback, res
     runner = _Runner(s, models, callback)
     params = [Expr(getattr(o, name), name) for name in ("zoom", "angle", "shift_x", "shift_y")]
     z = initial_z(s, models)
-    carried = _resumed(resume, models.device)
+    carried = _resumed(resume, s, models)
     image = carried.get("image")  # the previous frame
     for t in range(carried.get("next", 0), o.frames):
         if image is not None:
@@ -599,7 +624,7 @@ def _restyle(video, count: int, schedule, o: RestyleOptions, s: Settings, models
 
     torch.manual_seed(s.seed)
     runner = _Runner(s, models, callback)
-    carried = _resumed(resume, models.device)
+    carried = _resumed(resume, s, models)
     previous = carried.get("previous")  # the previous output
     for t, source in enumerate(iter_frames(video)):
         if t >= count:

@@ -95,8 +95,9 @@ def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = Non
             with sigterm_interrupts(), VideoWriter(output, fps=fps) as video:
                 try:
                     video.restore(done)
-                    for last in frames:
-                        video.append(last.image)
+                    for frame in frames:
+                        video.append(frame.image)
+                        last = frame  # only once in the video: the state's frames and carry agree
                         bar.update(1)
                         if last.loss is not None:
                             bar.set_postfix(loss=f"{last.loss:.4f}")
@@ -122,6 +123,14 @@ def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = Non
 
 def resume_animation(data: dict, quiet: bool, trust: bool = False) -> None:
     """`clipgan resume` for a morph, zoom or restyle state; trust comes from the command line only."""
+    import dataclasses
+
+    job = data["job"]
+    options = {"morph": MorphOptions, "zoom": ZoomOptions, "restyle": RestyleOptions}[data["kind"]]
+    unknown = sorted(map(str, set(job["options"]) - {f.name for f in dataclasses.fields(options)}))
+    if unknown:
+        raise ClipganError(f"the state's {data['kind']} options hold unknown names: {', '.join(unknown)}")
+    _check_video(Path(job["output"]), job["fps"])
     _write(data["job"], Settings.from_dict(data["settings"]).replace(trust_checkpoint=trust), quiet, resume=data)
 
 

@@ -35,8 +35,22 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Job":
+        """From a state file, checked field by field (it may be edited or foreign)."""
+        fields = set(cls.__dataclass_fields__)
+        if set(data) - fields or "output" not in data:
+            raise ClipganError(f"the state's job has unknown or missing fields ({', '.join(sorted(map(str, set(data) ^ fields)))})")
+        for k in ("output", "frames_dir", "video"):
+            if not isinstance(data.get(k), str) and not (k != "output" and data.get(k) is None):
+                raise ClipganError(f"the state's job.{k} must be a path, got {data.get(k)!r}")
+        save_every = data.get("save_every", 0)
+        if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 0:
+            raise ClipganError(f"the state's job.save_every must be a whole number of at least 0, got {save_every!r}")
         paths = {k: Path(v) if k in ("output", "frames_dir", "video") and v is not None else v for k, v in data.items()}
-        return cls(**paths)
+        job = cls(**paths)
+        from clipgan.video import check_fps
+
+        check_fps(job.fps)
+        return job
 
 
 def default_output(prompts: list[str]) -> Path:
@@ -174,8 +188,12 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
         bar.set_postfix(loss=f"{step.loss:.4f}")
         if video is not None and done % video_every == 0:
             frame = step.image
-            if video.size is not None and tuple(frame.shape[-2:]) != video.size[::-1]:  # upscaled: keep the video's size
-                frame = to_pil(frame).resize(video.size, Image.LANCZOS)
+            if video.size is not None and tuple(frame.shape[-2:]) != video.size[::-1]:
+                if resumable:  # only saved frames of a resumed state can differ here: never shrink the video
+                    h, w = frame.shape[-2:]
+                    raise ClipganError(f"the saved frames of the state are {video.size[0]}x{video.size[1]}, "
+                                       f"but this run makes {w}x{h} frames")
+                frame = to_pil(frame).resize(video.size, Image.LANCZOS)  # upscaled: keep the video's size
             video.append(frame)
         if job.save_every and done % job.save_every == 0:
             image = to_pil(step.image)
