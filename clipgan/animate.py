@@ -101,10 +101,16 @@ class ZoomOptions:
             _at_least(self.first_steps, 1, "first-steps")
         for name in ("zoom", "angle", "shift_x", "shift_y"):
             expr = Expr(getattr(self, name), name.replace("_", "-"))
+            low, high = _RANGES[name]
             for t in range(self.frames):  # cheap, and a bad value fails before any work
                 value = expr(t)
-                if name == "zoom" and value <= 0:
-                    raise ClipganError(f"zoom must stay positive, but {expr.text} is {value:g} at t={t}")
+                if not low <= value <= high:  # also keeps the warp's float32 matrix finite
+                    raise ClipganError(f"{name.replace('_', '-')} must stay within {low:g} to {high:g}, "
+                                       f"but {expr.text} is {value:g} at t={t}")
+
+
+# what a frame's warp may do: zoom out to 1/100 or in 100x, any angle, shift up to a million px
+_RANGES = {"zoom": (0.01, 100.0), "angle": (-1e9, 1e9), "shift_x": (-1e6, 1e6), "shift_y": (-1e6, 1e6)}
 
 
 @dataclass
@@ -216,7 +222,8 @@ class Expr:
         if isinstance(node, ast.UnaryOp):
             return _UNARY[type(node.op)](self._eval(node.operand, t))
         if isinstance(node, ast.Call):
-            return _FUNCTIONS[node.func.id](*(self._eval(a, t) for a in node.args))
+            # a float again at once: floor/ceil return ints, and int ** int never overflows, it hangs
+            return float(_FUNCTIONS[node.func.id](*(self._eval(a, t) for a in node.args)))
         raise TypeError(f"unexpected {type(node).__name__}")  # _check lets nothing else through
 
     def __repr__(self) -> str:

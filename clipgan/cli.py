@@ -134,8 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="clipgan", standalone_mode=False)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except typer.Abort:  # Ctrl-C outside a run's own handling (loading, checking): nothing was saved
+        typer.echo("interrupted; nothing saved", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; nothing saved", err=True)
         sys.exit(130)
     except _usage_errors() as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # bare `clipgan`: the help, as typer shows it

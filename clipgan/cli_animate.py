@@ -73,6 +73,13 @@ def _frames(job: dict, settings: Settings, carry: dict | None):
 def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = None) -> None:
     """Draws the seed (so it can be printed), then streams the frames into the video with a progress
     bar. Ctrl-C or SIGTERM keeps the finished frames and the carry in `<stem>.state.pt` (exit 130)."""
+    from clipgan.io import output_lock
+
+    with output_lock(Path(job["output"])):  # before the models load: a second run writing it is refused
+        _write_locked(job, settings, quiet, resume)
+
+
+def _write_locked(job: dict, settings: Settings, quiet: bool, resume: dict | None) -> None:
     from tqdm import tqdm
 
     from clipgan.interrupt import INTERRUPTED, move, save_state, sigterm_interrupts, state_path
@@ -108,6 +115,8 @@ def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = Non
         except KeyboardInterrupt:
             bar.close()
             if kept is None:  # no new frame: a state being resumed still holds
+                typer.echo("interrupted before the first frame; nothing saved" +
+                           (" (the state file still holds)" if resume is not None else ""), err=True)
                 raise typer.Exit(INTERRUPTED) from None
             path = state_path(output)
             save_state({"kind": job["kind"], "version": 1, "job": job, "settings": settings.to_dict(),

@@ -74,12 +74,14 @@ def _run_edit(fn, output: Path, total: int, quiet: bool, **kwargs):
     if kwargs.get("seed") is None:  # drawn here so it can be printed before the run
         kwargs["seed"] = drawn = draw_seed()
     on_step, close = _progress(total, quiet, drawn)
-    with notices(quiet):
+    from clipgan.io import output_lock
+
+    with output_lock(output), notices(quiet):  # locked before the models load
         try:
             result = fn(callback=on_step, **kwargs)
         finally:
             close()
-    save_image(result.image, output, result.settings.to_dict())
+        save_image(result.image, output, result.settings.to_dict())
     if not quiet:
         typer.echo(f"saved {output} ({result.image.width}x{result.image.height}, seed {result.seed})")
     return result

@@ -156,7 +156,18 @@ def check_inputs(settings: Settings) -> None:
 
 def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = None):
     """Runs generate with progress, saves and video; on Ctrl-C/SIGTERM saves image + state, exit 130
-    (the image only for masked and upscaled runs)."""
+    (the image only for masked and upscaled runs). The output (and video) are locked first, before
+    any model loads, so a second run writing them is refused."""
+    from clipgan.io import output_lock
+
+    with contextlib.ExitStack() as stack:
+        for path in (job.output, job.video):
+            if path is not None:
+                stack.enter_context(output_lock(path))
+        return _run_job(settings, job, quiet, resume)
+
+
+def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
     from PIL import Image
     from tqdm import tqdm
 
@@ -216,6 +227,8 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
     except KeyboardInterrupt:
         _close(bar)
         if not last:
+            typer.echo("interrupted before the first step; nothing saved" +
+                       (" (the state file still holds)" if resume is not None else ""), err=True)
             raise typer.Exit(INTERRUPTED) from None
         save_image(to_pil(last["step"].image), job.output, settings.to_dict())
         if not resumable:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import json
 import os
+import re
 import tempfile
 import urllib.request
 import warnings
 from pathlib import Path
 from typing import Iterator
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from clipgan.errors import ClipganError
 
@@ -22,7 +24,8 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
 def check_output(path: str | Path, formats: dict[str, str] = FORMATS) -> Path:
-    """Fail early, before any work: a supported extension and an existing folder."""
+    """Fail early, before any work: a supported extension, an existing folder we may write in, and a
+    name short enough for the temporary and state files made beside it."""
     path = Path(path)
     if path.suffix.lower() not in formats:
         raise ClipganError(f"unsupported output extension {path.suffix or '(none)'!r} for {path}; use {', '.join(formats)}")
@@ -30,14 +33,143 @@ def check_output(path: str | Path, formats: dict[str, str] = FORMATS) -> Path:
         raise ClipganError(f"output folder does not exist: {path.parent}")
     if path.is_dir():
         raise ClipganError(f"output {path} is a folder")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ClipganError(f"cannot write in the output folder {path.parent}")
+    longest = max(len(os.fsencode(name)) for name in companion_names(path))
+    limit = _name_max(path.parent)
+    if longest > limit:
+        raise ClipganError(f"output name {path.name[:40]}... is too long: clipgan's files beside it need "
+                           f"{longest - limit} more bytes than the {limit} a name may have here")
     return path
+
+
+def companion_names(path: Path) -> list[str]:
+    """Every name a run writes beside `path` (longest cases: a 7-digit pid, mkstemp's 8 characters)."""
+    state = path.with_name(f"{path.stem}.state.pt")  # interrupt.state_path
+    pid = "9" * 7
+    return [path.name, state.name, f"{lock_path(path).name}.{pid}",
+            *(f"{_tmp_prefix(p, pid)}{'x' * 8}.tmp{p.suffix}" for p in (path, state))]
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not POSIX: the common limit
+        return 255
+
+
+# ---------------------------------------------------------------- temporary files and locks
+#
+# A temporary file is named .<stem>.clipgan-<pid>-<random>.tmp<suffix> beside its final name, so
+# that one left by a killed run is recognisable; the next run writing that output deletes those
+# whose process is gone. The lock .<name>.clipgan-lock holds the pid of the run writing <name>.
+
+def _tmp_prefix(path: Path, pid: int | str | None = None) -> str:
+    return f".{path.stem}.clipgan-{os.getpid() if pid is None else pid}-"
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.clipgan-lock")
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def clean_stray_temporaries(path: Path) -> list[Path]:
+    """Deletes temporary files of `path` (and of its state file) left by clipgan runs that are no
+    longer alive; returns what was deleted."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.stem)}(?:\.state)?\.clipgan-(\d+)-\w+\.tmp(?:\.\w+)?$")
+    removed = []
+    with contextlib.suppress(OSError):
+        for candidate in path.parent.glob(f".{glob.escape(path.stem)}.*clipgan-*.tmp*"):
+            m = pattern.match(candidate.name)
+            if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+                with contextlib.suppress(FileNotFoundError):
+                    candidate.unlink()
+                    removed.append(candidate)
+    return removed
+
+
+def _read_pid(lock: Path) -> int | None:
+    try:
+        text = lock.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() and len(text) < 12 else None
+
+
+@contextlib.contextmanager
+def output_lock(path: str | Path) -> Iterator[Path]:
+    """Holds `path` for this run: a second run writing the same output is refused with its pid,
+    while a lock left by a dead process is taken over. Stray temporary files of dead runs go too."""
+    path = Path(path)
+    lock = lock_path(path)
+    me = os.getpid()
+    for _ in range(3):
+        pid = _create_lock(lock, me)
+        if pid is None:
+            break
+        if pid_alive(pid):
+            who = "another run in this process" if pid == me else f"another clipgan run (pid {pid})"
+            raise ClipganError(f"{path} is being written by {who}; wait for it or choose another --output")
+        with contextlib.suppress(FileNotFoundError):  # a dead run's lock: take it over
+            lock.unlink()
+    else:
+        raise ClipganError(f"could not take the lock {lock}")
+    try:
+        clean_stray_temporaries(path)
+        yield lock
+    finally:
+        if _read_pid(lock) == me:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+
+
+def _create_lock(lock: Path, me: int) -> int | None:
+    """Creates the lock holding `me`, atomically with its content; None if made, else the holder's pid
+    (0 when unreadable)."""
+    tmp = lock.with_name(f"{lock.name}.{me}")
+    try:
+        tmp.write_text(f"{me}\n")
+        try:
+            os.link(tmp, lock)  # fails if the lock exists; never a lock without its pid
+        except FileExistsError:
+            return _read_pid(lock) or 0
+        except OSError:  # no hard links on this file system: exclusive create, then the pid
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return _read_pid(lock) or 0
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{me}\n")
+        return None
+    except PermissionError as e:
+        raise ClipganError(f"cannot write in the output folder {lock.parent} ({e.strerror})") from None
+    except OSError as e:
+        raise ClipganError(f"cannot write in the output folder {lock.parent} ({e.strerror or e})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary name beside `path`, renamed onto it only if the block succeeds."""
+    """A temporary name beside `path` (clipgan's pattern, with this pid), renamed onto it only if
+    the block succeeds."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
