@@ -323,9 +323,13 @@ def _setup(s: Settings, models: "Models | None", size: tuple[int, int] | None = 
     """Models loaded, seed drawn, size fitted to the VQGAN: the settings as they will run."""
     from clipgan.pipeline import draw_seed, fit_size, load_models
 
+    from clipgan.memory import check_memory
+
     models = models or load_models(s)
     seed = s.seed if s.seed is not None else draw_seed()
-    return s.replace(seed=seed, size=fit_size(size or s.size, models.vqgan.factor)), models
+    s = s.replace(seed=seed, size=fit_size(size or s.size, models.vqgan.factor))
+    check_memory(s, models)  # keyframes and frames all run at this size: refused before the first
+    return s, models
 
 
 def _carry(next_frame: int, **values) -> dict:

@@ -39,15 +39,22 @@ PROMPTS, OUTPUT, INIT, CUT, OPT, MODELS, RUN = (
 
 
 def user_errors(fn):
-    """Bad input ends in one line on stderr and exit code 2, never a traceback."""
+    """Bad input ends in one line on stderr and exit code 2, never a traceback; Ctrl-C in one line, 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            from clipgan.interrupt import deferred_sigint
+
+            with deferred_sigint():  # torch's import is not safe to interrupt (C++ aborts)
+                import torch  # noqa: F401
             return fn(*args, **kwargs)
         except ClipganError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:  # before a run handles it (imports, checks, loading models): one line
+            typer.echo("interrupted; nothing saved", err=True)
+            raise typer.Exit(130) from None
         except (RuntimeError, MemoryError) as e:  # out of memory mid-run: advice, not a traceback
             from clipgan.memory import out_of_memory_message
 
@@ -131,8 +138,8 @@ def _usage_errors() -> tuple[type, ...]:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry: usage errors become one line and exit code 2, like ClipganError."""
-    command = typer.main.get_command(app)
     try:
+        command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="clipgan", standalone_mode=False)
     except typer.Abort:  # Ctrl-C outside a run's own handling (loading, checking): nothing was saved
         typer.echo("interrupted; nothing saved", err=True)

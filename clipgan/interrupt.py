@@ -41,6 +41,28 @@ def sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def deferred_sigint():
+    """Ctrl-C waits until the block ends, then raises KeyboardInterrupt as usual. For imports and model
+    loading: a KeyboardInterrupt raised inside a callback from torch's C++ aborts the process."""
+    hit = []
+
+    def note(signum, frame):
+        hit.append(signum)
+
+    try:
+        previous = signal.signal(signal.SIGINT, note)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hit:
+        raise KeyboardInterrupt
+
+
 def save_state(state: dict, path: Path) -> None:
     import torch
 

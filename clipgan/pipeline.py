@@ -92,6 +92,14 @@ def iterate_options(s: Settings, device: torch.device) -> dict:
 
 
 def load_models(settings: Settings) -> Models:
+    """The settings' VQGAN and CLIP models on their device (Ctrl-C waits until they are loaded)."""
+    from clipgan.interrupt import deferred_sigint
+
+    with deferred_sigint():
+        return _load_models(settings)
+
+
+def _load_models(settings: Settings) -> Models:
     from clipgan.models import registry
     from clipgan.models.clip import load_clip
     from clipgan.models.vqgan import load_vqgan
