@@ -353,3 +353,64 @@ def test_every_state_file_field_is_refused_or_resumed(real_state, tmp_path, caps
     else:
         assert path.read_bytes() == before and not out.exists()
     assert clean(load_state, path) is None or code == 0 or "error:" in err
+
+
+def test_saved_frames_of_another_size_are_refused_not_shrunk(real_state, tmp_path, capsys):
+    out, video = tmp_path / "out.png", tmp_path / "progress.mp4"
+    state = {**real_state, "frames": torch.zeros(2, 16, 16, 3, dtype=torch.uint8),
+             "job": {**real_state["job"], "output": str(out), "video": str(video)}}
+    path = tmp_path / "out.state.pt"
+    save_state(state, path)
+    code, err = cli(capsys, ["resume", path, "-q"])
+    assert code == 2 and "16x16" in err and "32x32" in err, err
+    assert path.exists() and not out.exists() and not video.exists()
+
+
+@pytest.fixture(scope="module")
+def zoom_state(tiny_loaded, tmp_path_factory) -> dict:
+    """A zoom state after frame 0 of 2, as `clipgan zoom` writes it when interrupted."""
+    from clipgan import animate
+    from clipgan.cli_animate import _job
+    from clipgan.interrupt import move
+
+    models, kwargs = tiny_loaded
+    options = ZoomOptions(frames=2, steps_per_frame=1, first_steps=1, zoom="1 + 0.01*t")
+    s = Settings(**kwargs)
+    first = next(animate.zoom(["a red circle"], models=models, settings=s, frames=2, steps_per_frame=1, first_steps=1,
+                              zoom="1 + 0.01*t"))
+    out = tmp_path_factory.mktemp("zoom") / "z.gif"
+    frames = first.image.mul(255).round().byte()[0].permute(1, 2, 0)[None]
+    return {"kind": "zoom", "version": 1, "job": _job("zoom", ["a red circle"], options, out, 8.0, 2),
+            "settings": s.to_dict(), "carry": move(first.carry, "cpu"), "frames": frames}
+
+
+@RUNS
+@given(where=st.sampled_from(["carry", "job"]),
+       key=st.sampled_from(["next", "image", "rng", "kind", "prompts", "options", "fps", "total", "output"]),
+       value=STATE_VALUES)
+@example(where="carry", key="image", value=torch.zeros(1, 3, 16, 16))
+@example(where="carry", key="next", value=-1)
+@example(where="job", key="options", value={"zoomm": 2})
+@example(where="job", key="kind", value="morph")
+def test_every_animation_state_field_is_refused_or_resumed(zoom_state, tmp_path, capsys, where, key, value):
+    part = dict(zoom_state[where])
+    if isinstance(value, str) and value == "drop":
+        part.pop(key, None)
+    else:
+        part[key] = value
+    state = {**zoom_state, where: part}
+    out = tmp_path / "z.gif"
+    if isinstance(state["job"], dict) and not (where == "job" and key == "output"):
+        state["job"] = {**state["job"], "output": str(out)}
+    path = tmp_path / "z.state.pt"
+    try:
+        save_state(state, path)
+    except Exception:
+        assume(False)
+    before = path.read_bytes()
+    code, err = cli(capsys, ["resume", path, "-q"])
+    if code == 0:
+        assert out.exists()
+        out.unlink()
+    else:
+        assert path.read_bytes() == before and not out.exists()
