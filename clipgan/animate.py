@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from clipgan.config import Settings
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, brief
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -128,17 +128,17 @@ class RestyleOptions:
 
 def _at_least(value, low: int, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ClipganError(f"{name} must be an integer of at least {low}, got {value!r}")
+        raise ClipganError(f"{name} must be an integer of at least {low}, got {brief(value)}")
 
 
 def _between(value, low: float, high: float, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ClipganError(f"{name} must be a number from {low} to {high}, got {value!r}")
+        raise ClipganError(f"{name} must be a number from {low} to {high}, got {brief(value)}")
 
 
 def _choice(value, choices, name: str) -> None:
-    if value not in choices:
-        raise ClipganError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+    if not isinstance(value, str) or value not in choices:
+        raise ClipganError(f"unknown {name} {brief(value)}; choose from {', '.join(choices)}")
 
 
 # ---------------------------------------------------------------- safe expressions of t
@@ -169,7 +169,7 @@ class Expr:
             self.text = value.strip()
             self._tree = self._parse(self.text)
         else:
-            raise ClipganError(f"{name} must be a number or an expression of t, got {value!r}")
+            raise ClipganError(f"{name} must be a number or an expression of t, got {brief(value)}")
 
     def _parse(self, text: str) -> ast.Expression:
         if not text:
@@ -351,7 +351,7 @@ def _resumed(resume: dict | None, s: Settings, models: "Models") -> dict:
 
     next_frame = resume.get("next") if isinstance(resume, dict) else None
     if isinstance(next_frame, bool) or not isinstance(next_frame, int) or next_frame < 0:
-        raise ClipganError(f"resume: the carry's next frame must be a whole number of at least 0, got {next_frame!r}")
+        raise ClipganError(f"resume: the carry's next frame must be a whole number of at least 0, got {brief(next_frame)}")
     rng = resume.get("rng")
     if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
         raise ClipganError("resume: the carry's random number generator state is not torch's")

@@ -4,6 +4,7 @@ video, and a resumable state file when it is interrupted (Ctrl-C or SIGTERM)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from dataclasses import asdict, dataclass
@@ -14,7 +15,7 @@ import typer
 
 from clipgan.cli import CUT, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN, D, app, given, notices, user_errors
 from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings
-from clipgan.errors import ClipganError, NumericError
+from clipgan.errors import ClipganError, NumericError, brief
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
 
 EDIT = "Inpaint and upscale"
@@ -41,10 +42,10 @@ class Job:
             raise ClipganError(f"the state's job has unknown or missing fields ({', '.join(sorted(map(str, set(data) ^ fields)))})")
         for k in ("output", "frames_dir", "video"):
             if not isinstance(data.get(k), str) and not (k != "output" and data.get(k) is None):
-                raise ClipganError(f"the state's job.{k} must be a path, got {data.get(k)!r}")
+                raise ClipganError(f"the state's job.{k} must be a path, got {brief(data.get(k))}")
         save_every = data.get("save_every", 0)
         if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 0:
-            raise ClipganError(f"the state's job.save_every must be a whole number of at least 0, got {save_every!r}")
+            raise ClipganError(f"the state's job.save_every must be a whole number of at least 0, got {brief(save_every)}")
         paths = {k: Path(v) if k in ("output", "frames_dir", "video") and v is not None else v for k, v in data.items()}
         job = cls(**paths)
         from clipgan.video import check_fps
@@ -125,6 +126,8 @@ def generate(
         raise ClipganError(f"folder for frames does not exist: {frames_dir.parent}")
     if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
         raise ClipganError(f"--frames-dir {frames_dir} is a file, not a folder")
+    if frames_dir is not None and not os.access(frames_dir if frames_dir.is_dir() else frames_dir.parent, os.W_OK | os.X_OK):
+        raise ClipganError(f"cannot write in --frames-dir {frames_dir}")
     if video is not None:
         from clipgan.video import check_fps, check_video_output
 

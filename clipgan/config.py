@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from enum import Enum
 
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, brief
 from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_VQGAN
 
 DEFAULT_FPS = 24.0  # videos: progress, morph and zoom
@@ -184,6 +184,9 @@ class Settings:
             _check_number(self.upscale, "upscale")
             if not self.upscale > 1:
                 raise ClipganError(f"upscale must be more than 1, got {self.upscale:g}")
+            if max(self.size) * self.upscale > MAX_SIDE:  # refused now, not after the first run
+                raise ClipganError(f"upscale {self.upscale:g} of {self.size[0]}x{self.size[1]} is more than "
+                                   f"{MAX_SIDE} px per side")
         if self.seed is not None:
             _check_int(self.seed, "seed", 0, 2**63 - 1)
 
@@ -201,8 +204,7 @@ def _flag(name: str) -> str:
 
 
 def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return brief(value)
 
 
 def _check_int(value, name: str, low: int, high: int | None = None) -> None:
@@ -222,6 +224,8 @@ def _check_number(value, name: str) -> None:
 
 
 def _items(value, name: str) -> list:
+    if isinstance(value, (dict, set, frozenset, bytes)):  # iterable, but not a list of items
+        raise ClipganError(f"{name} must be a list, got {type(value).__name__}")
     try:
         return list(value)
     except TypeError:  # a number where a list belongs (hand-edited JSON)

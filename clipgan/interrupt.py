@@ -12,7 +12,7 @@ import contextlib
 import signal
 from pathlib import Path
 
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, brief
 
 INTERRUPTED = 130  # the shell's code for Ctrl-C
 KINDS = ("generate", "morph", "zoom", "restyle")
@@ -102,7 +102,7 @@ def state_problem(data: dict) -> str | None:
         return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
     if data.get("version") != 1:
-        return f"version {data.get('version')!r} (this clipgan reads version 1)"
+        return f"version {brief(data.get('version'))} (this clipgan reads version 1)"
     if not isinstance(data.get("settings"), dict):
         return "no settings"
     if not isinstance(data["job"], dict):
@@ -115,7 +115,7 @@ def state_problem(data: dict) -> str | None:
         if not (tensor(z, dims=4) and z.is_floating_point() and z.shape[0] == 1 and bool(torch.isfinite(z).all())):
             return "its latent z is not a finite (1, C, H, W) tensor"
         if not whole(data.get("next_step")):
-            return f"next_step must be a whole number of at least 0, got {data.get('next_step')!r}"
+            return f"next_step must be a whole number of at least 0, got {brief(data.get('next_step'))}"
         if not (isinstance(data.get("optimizer"), dict) and {"state", "param_groups"} <= set(data["optimizer"])):
             return "no optimizer state"
         if not tensor(rng, torch.uint8, 1):
@@ -126,11 +126,11 @@ def state_problem(data: dict) -> str | None:
         return None
     carry, job = data.get("carry"), data["job"]
     if job.get("kind") != data["kind"]:
-        return f"a {data['kind']} state holding a {job.get('kind')!r} job"
+        return f"a {data['kind']} state holding a {brief(job.get('kind'))} job"
     if not isinstance(carry, dict) or not whole(carry.get("next")) or not tensor(carry.get("rng"), torch.uint8, 1):
         return "no usable carry (next frame and random state)"
     if not (whole(job.get("total"), 1) and carry["next"] <= job["total"]):
-        return f"next frame {carry['next']} beyond the job's {job.get('total')!r} frames"
+        return f"next frame {carry['next']} beyond the job's {brief(job.get('total'))} frames"
     if (0 if frames is None else len(frames)) != carry["next"]:
         return f"{0 if frames is None else len(frames)} saved frames, but the next frame is {carry['next']}"
     if not (isinstance(job.get("prompts"), list) and all(isinstance(p, str) for p in job["prompts"])):
@@ -141,7 +141,7 @@ def state_problem(data: dict) -> str | None:
         return "a restyle without its source video"
     fps = job.get("fps")
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 240:
-        return f"fps must be a number from 0 to 240, got {fps!r}"
+        return f"fps must be a number from 0 to 240, got {brief(fps)}"
     return None
 
 

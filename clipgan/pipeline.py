@@ -15,7 +15,7 @@ from torch import Tensor
 
 from clipgan.config import Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
-from clipgan.errors import ClipganError, ClipganNotice
+from clipgan.errors import ClipganError, ClipganNotice, brief
 from clipgan.io import load_rgb, to_pil, to_tensor
 from clipgan.memory import check_memory
 from clipgan.optimize import Guide, GuideSchedule, Step, Target, iterate
@@ -273,7 +273,7 @@ def check_resume(resume: dict, z0: Tensor, s: Settings) -> None:
         raise ClipganError(f"the state's latent is {got} but this run's is {tuple(z0.shape)}: a state of another model or size")
     step = resume.get("next_step")
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= s.iterations:
-        raise ClipganError(f"the state's next step {step!r} is not within the run's {s.iterations} iterations")
+        raise ClipganError(f"the state's next step {brief(step)} is not within the run's {s.iterations} iterations")
     try:
         probe = make_optimizer(s.optimizer, [z0.detach().clone().requires_grad_(True)], s.lr)
         probe.load_state_dict(resume["optimizer"])

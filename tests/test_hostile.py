@@ -414,3 +414,24 @@ def test_every_animation_state_field_is_refused_or_resumed(zoom_state, tmp_path,
         out.unlink()
     else:
         assert path.read_bytes() == before and not out.exists()
+
+
+@FAST
+@given(where=st.sampled_from(["model", "target", "params", "ddconfig", "first_stage_config"]), value=JSON)
+@example(where="params", value=[1, 2])
+@example(where="target", value=["a"])
+def test_vqgan_yaml_structure_is_refused_or_read(tmp_path, tiny_models, where, value):
+    from clipgan.models.vqgan import read_config
+
+    config = yaml.safe_load(tiny_models["vq"][0].read_text())
+    if where == "model":
+        config["model"] = value
+    elif where in ("target", "params"):
+        config["model"][where] = value
+    elif where == "ddconfig":
+        config["model"]["params"]["ddconfig"] = value
+    else:  # a Net2Net wrapper around anything
+        config["model"] = {"target": "taming.models.cond_transformer.Net2NetTransformer", "params": {where: value}}
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(config))
+    clean(read_config, path)

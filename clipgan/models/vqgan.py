@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from torch import Tensor, nn
 
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, brief
 from clipgan.models.weights import load_state
 
 VQ_TARGETS = {"taming.models.vqgan.VQModel": False, "taming.models.vqgan.GumbelVQ": True}
@@ -79,11 +79,14 @@ def read_config(path: str | Path) -> tuple[dict, bool, str]:
     if not isinstance(model, dict) or "target" not in model:
         raise ClipganError(f"{path} is not a taming VQGAN config (no model.target)")
     target, params, prefix = model["target"], model.get("params") or {}, ""
-    if target == NET2NET:
+    if target == NET2NET and isinstance(params, dict):
         first = params.get("first_stage_config") or {}
+        first = first if isinstance(first, dict) else {}
         target, params, prefix = first.get("target"), first.get("params") or {}, "first_stage_model."
-    if target not in VQ_TARGETS:
-        raise ClipganError(f"{path}: unsupported VQGAN target {target!r}; expected one of {', '.join(VQ_TARGETS)}")
+    if not isinstance(target, str) or target not in VQ_TARGETS:
+        raise ClipganError(f"{path}: unsupported VQGAN target {brief(target)}; expected one of {', '.join(VQ_TARGETS)}")
+    if not isinstance(params, dict):
+        raise ClipganError(f"{path} is not a taming VQGAN config (model params are not a mapping)")
     dd = params.get("ddconfig")
     missing = [k for k in ("n_embed", "embed_dim") if k not in params]
     missing += [f"ddconfig.{k}" for k in _DDCONFIG_KEYS if not isinstance(dd, dict) or k not in dd]
@@ -108,7 +111,7 @@ def _check_values(path, params: dict) -> None:
     def whole(value, name: str, low: int = 1, high: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
             bound = f" and at most {high}" if high is not None else ""
-            raise ClipganError(f"VQGAN config {path}: {name} must be a whole number of at least {low}{bound}, got {value!r}")
+            raise ClipganError(f"VQGAN config {path}: {name} must be a whole number of at least {low}{bound}, got {brief(value)}")
         return value
 
     whole(params["n_embed"], "n_embed", 1, _LIMITS["n_embed"])
@@ -117,22 +120,22 @@ def _check_values(path, params: dict) -> None:
         whole(dd[key], f"ddconfig.{key}", 1, _LIMITS[key])
     for key in ("in_channels", "out_ch"):
         if dd[key] != 3 or isinstance(dd[key], bool):
-            raise ClipganError(f"VQGAN config {path}: ddconfig.{key} must be 3 (RGB), got {dd[key]!r}")
+            raise ClipganError(f"VQGAN config {path}: ddconfig.{key} must be 3 (RGB), got {brief(dd[key])}")
     mult = dd["ch_mult"]
     if not isinstance(mult, (list, tuple)) or not 1 <= len(mult) <= _LIMITS["levels"]:
         raise ClipganError(f"VQGAN config {path}: ddconfig.ch_mult must be a list of 1 to {_LIMITS['levels']} "
-                           f"whole numbers, got {mult!r}")
+                           f"whole numbers, got {brief(mult)}")
     for m in mult:
         whole(m, "each ddconfig.ch_mult", 1, _LIMITS["channels"] // dd["ch"])
     attn = dd["attn_resolutions"]
     if not isinstance(attn, (list, tuple)) or not all(isinstance(a, int) and not isinstance(a, bool) for a in attn):
-        raise ClipganError(f"VQGAN config {path}: ddconfig.attn_resolutions must be a list of whole numbers, got {attn!r}")
+        raise ClipganError(f"VQGAN config {path}: ddconfig.attn_resolutions must be a list of whole numbers, got {brief(attn)}")
     for key in ("double_z", "give_pre_end", "tanh_out", "resamp_with_conv"):
         if key in dd and not isinstance(dd[key], bool):
-            raise ClipganError(f"VQGAN config {path}: ddconfig.{key} must be true or false, got {dd[key]!r}")
+            raise ClipganError(f"VQGAN config {path}: ddconfig.{key} must be true or false, got {brief(dd[key])}")
     dropout = dd.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ClipganError(f"VQGAN config {path}: ddconfig.dropout must be a number from 0 to 1, got {dropout!r}")
+        raise ClipganError(f"VQGAN config {path}: ddconfig.dropout must be a number from 0 to 1, got {brief(dropout)}")
 
 
 def load_vqgan(config: str | Path, checkpoint: str | Path, *, trust: bool = False, device="cpu") -> VQGAN:
@@ -146,7 +149,10 @@ def load_vqgan(config: str | Path, checkpoint: str | Path, *, trust: bool = Fals
         raise ClipganError(f"VQGAN config {config} has invalid values ({type(e).__name__}: {str(e)[:120]})") from None
     state = load_state(checkpoint, trust=trust)
     state = state.get("state_dict", state)
-    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and not k.startswith(prefix + "loss.")}
+    if not isinstance(state, dict):
+        raise ClipganError(f"checkpoint {checkpoint} does not hold a state dict")
+    weights = {k[len(prefix):]: v for k, v in state.items()
+               if isinstance(k, str) and k.startswith(prefix) and not k.startswith(prefix + "loss.")}
     _check_fit(model, weights, checkpoint)
     model.load_state_dict(weights, strict=False)
     return model.float().eval().requires_grad_(False).to(device)
