@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import signal
 import sys
 import warnings
 from typing import Annotated
@@ -43,6 +44,7 @@ def user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _sigint_as_usual()  # from here on, Ctrl-C is a KeyboardInterrupt that the command handles
         try:
             from clipgan.interrupt import deferred_sigint
 
@@ -136,8 +138,31 @@ def _usage_errors() -> tuple[type, ...]:
     return tuple(types)
 
 
+def _interrupted_early(signum, frame):
+    """Ctrl-C while typer parses the command line (it would exit 130 without a word)."""
+    typer.echo("interrupted; nothing saved", err=True)
+    sys.exit(130)
+
+
+def _sigint_as_usual() -> None:
+    if signal.getsignal(signal.SIGINT) is _interrupted_early:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry: usage errors become one line and exit code 2, like ClipganError."""
+    try:
+        previous = signal.signal(signal.SIGINT, _interrupted_early)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        _main(argv)
+    finally:
+        if previous is not None and signal.getsignal(signal.SIGINT) is _interrupted_early:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="clipgan", standalone_mode=False)
