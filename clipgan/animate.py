@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from clipgan.config import Settings
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, brief
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -101,10 +101,16 @@ class ZoomOptions:
             _at_least(self.first_steps, 1, "first-steps")
         for name in ("zoom", "angle", "shift_x", "shift_y"):
             expr = Expr(getattr(self, name), name.replace("_", "-"))
+            low, high = _RANGES[name]
             for t in range(self.frames):  # cheap, and a bad value fails before any work
                 value = expr(t)
-                if name == "zoom" and value <= 0:
-                    raise ClipganError(f"zoom must stay positive, but {expr.text} is {value:g} at t={t}")
+                if not low <= value <= high:  # also keeps the warp's float32 matrix finite
+                    raise ClipganError(f"{name.replace('_', '-')} must stay within {low:g} to {high:g}, "
+                                       f"but {expr.text} is {value:g} at t={t}")
+
+
+# what a frame's warp may do: zoom out to 1/100 or in 100x, any angle, shift up to a million px
+_RANGES = {"zoom": (0.01, 100.0), "angle": (-1e9, 1e9), "shift_x": (-1e6, 1e6), "shift_y": (-1e6, 1e6)}
 
 
 @dataclass
@@ -122,17 +128,17 @@ class RestyleOptions:
 
 def _at_least(value, low: int, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ClipganError(f"{name} must be an integer of at least {low}, got {value!r}")
+        raise ClipganError(f"{name} must be an integer of at least {low}, got {brief(value)}")
 
 
 def _between(value, low: float, high: float, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ClipganError(f"{name} must be a number from {low} to {high}, got {value!r}")
+        raise ClipganError(f"{name} must be a number from {low} to {high}, got {brief(value)}")
 
 
 def _choice(value, choices, name: str) -> None:
-    if value not in choices:
-        raise ClipganError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+    if not isinstance(value, str) or value not in choices:
+        raise ClipganError(f"unknown {name} {brief(value)}; choose from {', '.join(choices)}")
 
 
 # ---------------------------------------------------------------- safe expressions of t
@@ -163,7 +169,7 @@ class Expr:
             self.text = value.strip()
             self._tree = self._parse(self.text)
         else:
-            raise ClipganError(f"{name} must be a number or an expression of t, got {value!r}")
+            raise ClipganError(f"{name} must be a number or an expression of t, got {brief(value)}")
 
     def _parse(self, text: str) -> ast.Expression:
         if not text:
@@ -216,7 +222,8 @@ class Expr:
         if isinstance(node, ast.UnaryOp):
             return _UNARY[type(node.op)](self._eval(node.operand, t))
         if isinstance(node, ast.Call):
-            return _FUNCTIONS[node.func.id](*(self._eval(a, t) for a in node.args))
+            # a float again at once: floor/ceil return ints, and int ** int never overflows, it hangs
+            return float(_FUNCTIONS[node.func.id](*(self._eval(a, t) for a in node.args)))
         raise TypeError(f"unexpected {type(node).__name__}")  # _check lets nothing else through
 
     def __repr__(self) -> str:
@@ -316,9 +323,13 @@ def _setup(s: Settings, models: "Models | None", size: tuple[int, int] | None = 
     """Models loaded, seed drawn, size fitted to the VQGAN: the settings as they will run."""
     from clipgan.pipeline import draw_seed, fit_size, load_models
 
+    from clipgan.memory import check_memory
+
     models = models or load_models(s)
     seed = s.seed if s.seed is not None else draw_seed()
-    return s.replace(seed=seed, size=fit_size(size or s.size, models.vqgan.factor)), models
+    s = s.replace(seed=seed, size=fit_size(size or s.size, models.vqgan.factor))
+    check_memory(s, models)  # keyframes and frames all run at this size: refused before the first
+    return s, models
 
 
 def _carry(next_frame: int, **values) -> dict:
@@ -328,15 +339,37 @@ def _carry(next_frame: int, **values) -> dict:
     return {"next": next_frame, **values, **rng_state()}
 
 
-def _resumed(resume: dict | None, device) -> dict:
-    """The carry's values on `device`, with its RNG states put back; {} without one."""
+def _resumed(resume: dict | None, s: Settings, models: "Models") -> dict:
+    """The carry's values on the models' device, with its RNG states put back; {} without one.
+    A carry that does not fit this run (edited, or of another size or model) is refused first."""
     if resume is None:
         return {}
+    import torch
+
     from clipgan.interrupt import move
     from clipgan.pipeline import restore_rng
 
+    next_frame = resume.get("next") if isinstance(resume, dict) else None
+    if isinstance(next_frame, bool) or not isinstance(next_frame, int) or next_frame < 0:
+        raise ClipganError(f"resume: the carry's next frame must be a whole number of at least 0, got {brief(next_frame)}")
+    rng = resume.get("rng")
+    if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+        raise ClipganError("resume: the carry's random number generator state is not torch's")
+    (w, h), f = s.size, models.vqgan.factor
+    want = {"z": (1, models.vqgan.codebook.shape[1], h // f, w // f), "image": (1, 3, h, w), "previous": (1, 3, h, w)}
+
+    def check(value, name):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                check(v, k if isinstance(k, str) else name)
+        elif isinstance(value, torch.Tensor) and name in want:
+            if tuple(value.shape) != want[name] or not value.is_floating_point():
+                raise ClipganError(f"resume: the carry's {name} is {tuple(value.shape)}, but this run's is {want[name]} "
+                                   "(a state of another size or model)")
+
+    check({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, "carry")
     restore_rng(resume)
-    return move({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, device)
+    return move({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, models.device)
 
 
 class _Runner:
@@ -455,8 +488,11 @@ def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", c
     plan = [(a, b, j) for a, b in zip(order, order[1:]) for j in range(n)]
     if not o.loop:
         plan.append((len(prompts) - 1, None, 0))
-    carried = _resumed(resume, models.device)
+    carried = _resumed(resume, s, models)
     keys: dict[int, dict] = carried.get("keys", {})  # k -> z, image and loss of keyframe k
+    if not isinstance(keys, dict) or any(k not in range(len(prompts)) or not isinstance(v, dict) or not {"z", "image"} <= set(v)
+                                         for k, v in keys.items()):
+        raise ClipganError("resume: the carry's keyframes do not fit these prompts")
     z = carried.get("z")  # guided: the latent of the previous frame
 
     def keyframe(k: int, index: int) -> dict:
@@ -543,7 +579,7 @@ def _zoom(schedule, o: ZoomOptions, s: Settings, models: "Models", callback, res
     runner = _Runner(s, models, callback)
     params = [Expr(getattr(o, name), name) for name in ("zoom", "angle", "shift_x", "shift_y")]
     z = initial_z(s, models)
-    carried = _resumed(resume, models.device)
+    carried = _resumed(resume, s, models)
     image = carried.get("image")  # the previous frame
     for t in range(carried.get("next", 0), o.frames):
         if image is not None:
@@ -604,7 +640,7 @@ def _restyle(video, count: int, schedule, o: RestyleOptions, s: Settings, models
 
     torch.manual_seed(s.seed)
     runner = _Runner(s, models, callback)
-    carried = _resumed(resume, models.device)
+    carried = _resumed(resume, s, models)
     previous = carried.get("previous")  # the previous output
     for t, source in enumerate(iter_frames(video)):
         if t >= count:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import signal
 import sys
 import warnings
 from typing import Annotated
@@ -37,15 +38,23 @@ from clipgan.cli_options import CUT, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN  # 
 
 
 def user_errors(fn):
-    """Bad input ends in one line on stderr and exit code 2, never a traceback."""
+    """Bad input ends in one line on stderr and exit code 2, never a traceback; Ctrl-C in one line, 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _sigint_as_usual()  # from here on, Ctrl-C is a KeyboardInterrupt that the command handles
         try:
+            from clipgan.interrupt import deferred_sigint
+
+            with deferred_sigint():  # torch's import is not safe to interrupt (C++ aborts)
+                import torch  # noqa: F401
             return fn(*args, **kwargs)
         except ClipganError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:  # before a run handles it (imports, checks, loading models): one line
+            typer.echo("interrupted; nothing saved", err=True)
+            raise typer.Exit(130) from None
         except (RuntimeError, MemoryError) as e:  # out of memory mid-run: advice, not a traceback
             from clipgan.memory import out_of_memory_message
 
@@ -127,13 +136,39 @@ def _usage_errors() -> tuple[type, ...]:
     return tuple(types)
 
 
+def _interrupted_early(signum, frame):
+    """Ctrl-C while typer parses the command line (it would exit 130 without a word)."""
+    typer.echo("interrupted; nothing saved", err=True)
+    sys.exit(130)
+
+
+def _sigint_as_usual() -> None:
+    if signal.getsignal(signal.SIGINT) is _interrupted_early:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry: usage errors become one line and exit code 2, like ClipganError."""
-    command = typer.main.get_command(app)
     try:
+        previous = signal.signal(signal.SIGINT, _interrupted_early)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        _main(argv)
+    finally:
+        if previous is not None and signal.getsignal(signal.SIGINT) is _interrupted_early:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv: list[str] | None) -> None:
+    try:
+        command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="clipgan", standalone_mode=False)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except typer.Abort:  # Ctrl-C outside a run's own handling (loading, checking): nothing was saved
+        typer.echo("interrupted; nothing saved", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; nothing saved", err=True)
         sys.exit(130)
     except _usage_errors() as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # bare `clipgan`: the help, as typer shows it

@@ -69,6 +69,14 @@ def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = Non
     """Draws the seed (so it can be printed), then streams the frames into the video with a progress
     bar. Ctrl-C or SIGTERM at any moment keeps the finished frames (and keyframes) and the carry in
     `<stem>.state.pt`, or one that starts the animation over when nothing was made yet (exit 130)."""
+    from clipgan.io import output_lock
+
+    with output_lock(Path(job["output"])):  # before the models load: a second run writing it is refused
+        _write_locked(job, settings, quiet, resume)
+
+
+def _write_locked(job: dict, settings: Settings, quiet: bool, resume: dict | None) -> None:
+
     from tqdm import tqdm
 
     from clipgan.interrupt import INTERRUPTED, move, save_state, sigterm_interrupts, state_path
@@ -127,9 +135,17 @@ def _write(job: dict, settings: Settings, quiet: bool, resume: dict | None = Non
         typer.echo(f"saved {output} ({video.frames} frames at {fps:g} fps, seed {settings.seed})")
 
 
-def resume_animation(data: dict, quiet: bool) -> None:
-    """`clipgan resume` for a morph, zoom or restyle state."""
-    _write(data["job"], Settings.from_dict(data["settings"]), quiet, resume=data)
+def resume_animation(data: dict, quiet: bool, trust: bool = False) -> None:
+    """`clipgan resume` for a morph, zoom or restyle state; trust comes from the command line only."""
+    import dataclasses
+
+    job = data["job"]
+    options = {"morph": MorphOptions, "zoom": ZoomOptions, "restyle": RestyleOptions}[data["kind"]]
+    unknown = sorted(map(str, set(job["options"]) - {f.name for f in dataclasses.fields(options)}))
+    if unknown:
+        raise ClipganError(f"the state's {data['kind']} options hold unknown names: {', '.join(unknown)}")
+    _check_video(Path(job["output"]), job["fps"])
+    _write(data["job"], Settings.from_dict(data["settings"]).replace(trust_checkpoint=trust), quiet, resume=data)
 
 
 def _check_video(output: Path, fps: float | None) -> Path:

@@ -96,8 +96,10 @@ def _run_edit(job: dict, settings: Settings, quiet: bool, resume: dict | None = 
             on_step(s)
             last.update(step=s, state=resume_state(s, settings, [], rng_state()))
 
+    from clipgan.io import output_lock
+
     try:
-        with notices(quiet), sigterm_interrupts() as guard:
+        with output_lock(output), notices(quiet), sigterm_interrupts() as guard:  # locked before the models load
             result = _edit(job)(callback=step, settings=settings, seed=settings.seed, resume=going_on)
     except KeyboardInterrupt:
         close()
@@ -119,9 +121,9 @@ def _run_edit(job: dict, settings: Settings, quiet: bool, resume: dict | None = 
     return result
 
 
-def resume_edit(data: dict, quiet: bool) -> None:
+def resume_edit(data: dict, quiet: bool, trust: bool = False) -> None:
     """`clipgan resume` for an outpaint or upscale state."""
-    _run_edit(data["job"], Settings.from_dict(data["settings"]), quiet, resume=data)
+    _run_edit(data["job"], Settings.from_dict(data["settings"]).replace(trust_checkpoint=trust), quiet, resume=data)
 
 
 def _check_image(path: Path) -> None:

@@ -4,6 +4,7 @@ video, and a resumable state file when it is interrupted (Ctrl-C or SIGTERM)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from dataclasses import asdict, dataclass
@@ -15,7 +16,7 @@ import typer
 from clipgan import cli_options as O
 from clipgan.cli import MODELS, OPT, OUTPUT, RUN, D, app, given, notices, user_errors
 from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings, Switch
-from clipgan.errors import ClipganError, NumericError
+from clipgan.errors import ClipganError, NumericError, brief
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
 
 EDIT = "Inpaint and upscale"
@@ -37,8 +38,22 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Job":
+        """From a state file, checked field by field (it may be edited or foreign)."""
+        fields = set(cls.__dataclass_fields__)
+        if set(data) - fields or "output" not in data:
+            raise ClipganError(f"the state's job has unknown or missing fields ({', '.join(sorted(map(str, set(data) ^ fields)))})")
+        for k in ("output", "frames_dir", "video"):
+            if not isinstance(data.get(k), str) and not (k != "output" and data.get(k) is None):
+                raise ClipganError(f"the state's job.{k} must be a path, got {brief(data.get(k))}")
+        save_every = data.get("save_every", 0)
+        if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 0:
+            raise ClipganError(f"the state's job.save_every must be a whole number of at least 0, got {brief(save_every)}")
         paths = {k: Path(v) if k in ("output", "frames_dir", "video") and v is not None else v for k, v in data.items()}
-        return cls(**paths)
+        job = cls(**paths)
+        from clipgan.video import check_fps
+
+        check_fps(job.fps)
+        return job
 
 
 def default_output(prompts: list[str]) -> Path:
@@ -148,6 +163,8 @@ def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
     fps, interpolate = a["fps"], a["output_fps"]
     if video is None and (a["video_length"] is not None or interpolate is not None):
         raise ClipganError("--video-length and --output-fps shape a progress video: add --video PATH (or -vid)")
+    if frames_dir is not None and not os.access(frames_dir if frames_dir.is_dir() else frames_dir.parent, os.W_OK | os.X_OK):
+        raise ClipganError(f"cannot write in --frames-dir {frames_dir}")
     if video is not None:
         from clipgan.video import check_fps, check_video_output
 
@@ -191,7 +208,18 @@ def check_inputs(settings: Settings) -> None:
 
 def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = None):
     """Runs generate with progress, saves and video; on Ctrl-C/SIGTERM saves image + state, exit 130
-    (the image only for upscaled runs)."""
+    (the image only for upscaled runs). The output (and video) are locked first, before
+    any model loads, so a second run writing them is refused."""
+    from clipgan.io import output_lock
+
+    with contextlib.ExitStack() as stack:
+        for path in (job.output, job.video):
+            if path is not None:
+                stack.enter_context(output_lock(path))
+        return _run_job(settings, job, quiet, resume)
+
+
+def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
     from PIL import Image
     from tqdm import tqdm
 
@@ -226,8 +254,12 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
         bar.set_postfix(loss=f"{step.loss:.4f}")
         if video is not None and done % video_every == 0:
             frame = step.image
-            if video.size is not None and tuple(frame.shape[-2:]) != video.size[::-1]:  # upscaled: keep the video's size
-                frame = to_pil(frame).resize(video.size, Image.LANCZOS)
+            if video.size is not None and tuple(frame.shape[-2:]) != video.size[::-1]:
+                if resumable:  # only saved frames of a resumed state can differ here: never shrink the video
+                    h, w = frame.shape[-2:]
+                    raise ClipganError(f"the saved frames of the state are {video.size[0]}x{video.size[1]}, "
+                                       f"but this run makes {w}x{h} frames")
+                frame = to_pil(frame).resize(video.size, Image.LANCZOS)  # upscaled: keep the video's size
             video.append(frame)
         if job.save_every and done % job.save_every == 0:
             image = to_pil(step.image)
@@ -285,6 +317,7 @@ def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = Non
 @user_errors
 def resume(
     state: Annotated[Path, typer.Argument(help="A .state.pt file written when a run was interrupted.")],
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code); never taken from the state file.")] = D.trust_checkpoint,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.")] = False,
 ):
     """Finish an interrupted generate, morph, zoom, restyle, outpaint or upscale; on CPU with a seed,
@@ -293,22 +326,22 @@ def resume(
     if data["kind"] in ("outpaint", "upscale"):
         from clipgan.cli_edit import resume_edit
 
-        resume_edit(data, quiet)
+        resume_edit(data, quiet, trust_checkpoint)
         output = Path(data["job"]["output"])
     elif data["kind"] != "generate":
         from clipgan.cli_animate import resume_animation
 
-        resume_animation(data, quiet)
+        resume_animation(data, quiet, trust_checkpoint)
         output = Path(data["job"]["output"])
     else:
-        output = _resume_generate(data, state, quiet)
+        output = _resume_generate(data, state, quiet, trust_checkpoint)
     if state.resolve() == state_path(output).resolve():
         state.unlink(missing_ok=True)
 
 
-def _resume_generate(data: dict, state: Path, quiet: bool) -> Path:
+def _resume_generate(data: dict, state: Path, quiet: bool, trust: bool = False) -> Path:
     job = Job.from_dict(data["job"])
-    settings = Settings.from_dict(data["settings"])
+    settings = Settings.from_dict(data["settings"]).replace(trust_checkpoint=trust)  # trust: from the command line only
     if settings.upscale is not None:  # never written by clipgan: refused before work
         raise ClipganError(f"{state} is an upscaled run, and those cannot be resumed")
     run_job(settings, job, quiet, resume=data)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from enum import Enum
 
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, brief
 from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_VQGAN
 
 DEFAULT_FPS = 24.0  # videos: progress, morph and zoom
@@ -99,21 +100,26 @@ class Settings:
     vqgan_config: str | None = None  # taming yaml; overrides `vqgan` with vqgan_checkpoint
     vqgan_checkpoint: str | None = None
     clip: tuple[str, ...] = (DEFAULT_CLIP,)  # ARCH:WEIGHTS or a bundled alias; several make an ensemble
-    trust_checkpoint: bool = False  # allow full unpickling of checkpoints
+    # allow full unpickling of checkpoints (can run code): only ever from the run's own command line or
+    # API call; `from_dict` (PNG settings, state files) never sets it
+    trust_checkpoint: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Settings":
-        """Build from (possibly partial or hand-edited) JSON; unknown keys are an error."""
+        """Build from (possibly partial or hand-edited) JSON; unknown keys are an error.
+
+        The data comes from a file (a PNG's settings, a state file), and a file never grants trust:
+        its `trust_checkpoint` is ignored, so a shared picture cannot make a rerun unpickle code."""
         if not isinstance(data, dict):
             raise ClipganError("settings must be a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known, key=repr)
         if unknown:
-            raise ClipganError(f"unknown setting(s): {', '.join(k if k.isprintable() else repr(k) for k in unknown)}")
-        return cls().replace(**data)
+            raise ClipganError(f"unknown setting(s): {', '.join(k if isinstance(k, str) and k.isprintable() else repr(k) for k in unknown)}")
+        return cls().replace(**{k: v for k, v in data.items() if k != "trust_checkpoint"})
 
     def replace(self, **changes) -> "Settings":
         new = dataclasses.replace(self, **changes)
@@ -122,11 +128,14 @@ class Settings:
         return new
 
     def _normalize(self) -> None:
+        """Friendly spellings (a string for a list, an Enum, a path, one number for a square size) to
+        the field's own type. Wrong types are left for `validate` to name."""
         for name in ("prompts", "image_prompts", "noise_prompt_seeds", "noise_prompt_weights"):
             value = getattr(self, name)
             setattr(self, name, [value] if isinstance(value, str) else _items(value, name))
-        if isinstance(self.mask, os.PathLike):
-            self.mask = os.fspath(self.mask)
+        for name in ("init_image", "mask", "vqgan_config", "vqgan_checkpoint"):
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
         if isinstance(self.clip, str):
             self.clip = (self.clip,)
         if isinstance(self.augments, str):
@@ -137,27 +146,41 @@ class Settings:
             setattr(self, name, value.value if isinstance(value, Enum) else value)
         self.augments = tuple(a.value if isinstance(a, Enum) else a for a in self.augments)
         size = self.size
-        if isinstance(size, int):
+        if _is_int(size):
             size = (size, size)
-        try:
-            self.size = (int(size[0]), int(size[1]))
-        except (TypeError, ValueError, LookupError, OverflowError):
-            raise ClipganError(f"size must be two integers (width height), got {size!r}") from None
+        if isinstance(size, (str, bytes, dict)) or not hasattr(size, "__len__") or len(size) != 2 \
+                or not all(_is_int(v) for v in size):
+            raise ClipganError(f"size must be two whole numbers (width height), got {_short(size)}")
+        self.size = (int(size[0]), int(size[1]))
 
     def validate(self) -> None:
-        _check_type(self.iterations, int, "iterations")
-        _check_type(self.cutn, int, "cutn")
-        _check_type(self.change_prompt_every, int, "change-prompt-every")
-        if self.change_prompt_every < 0:
-            raise ClipganError(f"change-prompt-every must be 0 or more, got {self.change_prompt_every}")
-        if self.iterations < 1:
-            raise ClipganError(f"iterations must be at least 1, got {self.iterations}")
-        if self.cutn < 1:
-            raise ClipganError(f"cutn must be at least 1, got {self.cutn}")
+        """Every field's type, finiteness and range: the one check for CLI, API, PNG settings and state files."""
+        for name in ("low_memory", "trust_checkpoint"):  # the string "no" must not count as true
+            if not isinstance(getattr(self, name), bool):
+                raise ClipganError(f"{name} must be true or false, got {_short(getattr(self, name))}")
+        for name in ("prompts", "image_prompts", "clip", "augments"):
+            for item in getattr(self, name):
+                if not isinstance(item, str):
+                    raise ClipganError(f"{_flag(name)} must be strings, got {_short(item)}")
+        for name in ("init_image", "mask", "vqgan_config", "vqgan_checkpoint"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                what = " (clipgan.edit.inpaint takes images and tensors)" if name == "mask" else ""
+                raise ClipganError(f"{_flag(name)} must be a file path or URL, got {_short(value)}{what}")
+        for name in ("vqgan", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ClipganError(f"{name} must be a string, got {_short(getattr(self, name))}")
+        _check_int(self.iterations, "iterations", 1)
+        _check_int(self.cutn, "cutn", 1)
+        _check_int(self.change_prompt_every, "change-prompt-every", 0)
+        _check_int(self.feather, "feather", 0, MAX_FEATHER)
+        _check_int(self.upscale_steps, "upscale-steps", 1)
         if min(self.size) < 1:
             raise ClipganError(f"size must be positive, got {self.size[0]}x{self.size[1]}")
+        if max(self.size) > MAX_SIDE:
+            raise ClipganError(f"size must be at most {MAX_SIDE} px per side, got {self.size[0]}x{self.size[1]}")
         for name in ("lr", "cut_pow", "init_weight", "tv_weight"):
-            _check_type(getattr(self, name), (int, float), name)
+            _check_number(getattr(self, name), _flag(name))
         if self.lr <= 0:
             raise ClipganError(f"lr must be positive, got {self.lr}")
         if self.cut_pow <= 0:
@@ -183,39 +206,61 @@ class Settings:
             raise ClipganError("--vqgan-config and --vqgan-checkpoint go together")
         if not self.clip:
             raise ClipganError("at least one --clip model is needed")
-        if self.mask is not None and not isinstance(self.mask, str):
-            raise ClipganError("mask must be a file path or URL (clipgan.edit.inpaint takes images and tensors)")
         if self.mask is not None and not self.init_image:
             raise ClipganError("--mask needs --init-image (the picture whose masked part is regenerated)")
-        _check_type(self.feather, int, "feather")
-        if self.feather < 0:
-            raise ClipganError(f"feather must be 0 or more, got {self.feather}")
         if self.upscale is not None:
-            _check_type(self.upscale, (int, float), "upscale")
-            if not (self.upscale > 1 and math.isfinite(self.upscale)):
+            _check_number(self.upscale, "upscale")
+            if not self.upscale > 1:
                 raise ClipganError(f"upscale must be more than 1, got {self.upscale:g}")
-        _check_type(self.upscale_steps, int, "upscale-steps")
-        if self.upscale_steps < 1:
-            raise ClipganError(f"upscale-steps must be at least 1, got {self.upscale_steps}")
+            if max(self.size) * self.upscale > MAX_SIDE:  # refused now, not after the first run
+                raise ClipganError(f"upscale {self.upscale:g} of {self.size[0]}x{self.size[1]} is more than "
+                                   f"{MAX_SIDE} px per side")
         if self.seed is not None:
-            _check_type(self.seed, int, "seed")
-            if not 0 <= self.seed < 2**63:
-                raise ClipganError(f"seed must be between 0 and 2**63-1, got {self.seed}")
+            _check_int(self.seed, "seed", 0, 2**63 - 1)
+
+
+MAX_SIDE = 65536  # px per side: far beyond any step that fits in memory, and within what PIL and torch index
+MAX_FEATHER = 4096  # px: the blur kernel is 4x this wide
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _short(value) -> str:
+    return brief(value)
+
+
+def _check_int(value, name: str, low: int, high: int | None = None) -> None:
+    if not _is_int(value):
+        raise ClipganError(f"{name} must be a whole number, got {_short(value)}")
+    if value < low:
+        raise ClipganError(f"{name} must be {'0 or more' if low == 0 else f'at least {low}'}, got {_short(value)}")
+    if high is not None and value > high:
+        raise ClipganError(f"{name} must be at most {high}, got {_short(value)}")
+
+
+def _check_number(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ClipganError(f"{name} must be a number, got {_short(value)}")
+    if not math.isfinite(value):
+        raise ClipganError(f"{name} must be a finite number, got {value}")
 
 
 def _items(value, name: str) -> list:
+    if isinstance(value, (dict, set, frozenset, bytes)):  # iterable, but not a list of items
+        raise ClipganError(f"{name} must be a list, got {type(value).__name__}")
     try:
         return list(value)
     except TypeError:  # a number where a list belongs (hand-edited JSON)
         raise ClipganError(f"{name} must be a list, got {type(value).__name__}") from None
 
 
-def _check_type(value, types, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, types):
-        raise ClipganError(f"{name} must be a number, got {value!r}")
-
-
 def _check_choice(value: str, enum: type[Enum], name: str) -> None:
     choices = [e.value for e in enum]
-    if value not in choices:
-        raise ClipganError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+    if not isinstance(value, str) or value not in choices:
+        raise ClipganError(f"unknown {name} {_short(value)}; choose from {', '.join(choices)}")

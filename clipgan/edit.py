@@ -21,7 +21,8 @@ from torch import Tensor
 from clipgan.config import UPSCALE_STEPS, Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError
-from clipgan.io import open_image, to_pil, to_tensor
+from clipgan.io import grey, open_image, rgb, to_pil, to_tensor
+from clipgan.memory import check_memory
 from clipgan.optimize import Guide, Step, iterate
 
 FOCUS = 0.8  # share of cutouts centred on a masked pixel; the rest keep the whole picture in view
@@ -34,16 +35,20 @@ MaskLike = Union[str, Path, Image.Image, Tensor]
 # ---------------------------------------------------------------- masks
 
 def load_mask(path: ImageLike, size: tuple[int, int]) -> Tensor:
-    """A mask image (any mode) -> (1, 1, H, W) float in [0, 1] at size=(W, H); white = regenerate."""
+    """A mask image (any mode, 16-bit too) -> (1, 1, H, W) float in [0, 1]; white = regenerate.
+
+    The mask must have the picture's size=(W, H): one of another size is refused rather than
+    stretched, since a stretched mask silently frees pixels the user meant to keep."""
     image = path if isinstance(path, Image.Image) else open_image(path)
+    if image.size != tuple(size):
+        name = f"the mask {path}" if isinstance(path, (str, Path)) else "the mask"
+        raise ClipganError(f"{name} is {image.width}x{image.height} but the picture is {size[0]}x{size[1]}; "
+                           "give a mask of the picture's size")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")  # transparent pixels count as black: keep
         flat = Image.new("RGBA", image.size, (0, 0, 0, 255))
         image = Image.alpha_composite(flat, image)
-    gray = image.convert("L")
-    if gray.size != tuple(size):
-        gray = gray.resize(tuple(size), Image.BILINEAR)  # soft edges, thresholded at 0.5 later
-    return to_tensor(gray.convert("RGB"))[:, :1]
+    return to_tensor(grey(image))[:, :1]
 
 
 def hard(mask: Tensor) -> Tensor:
@@ -123,7 +128,7 @@ def _settings(prompts, settings: dict) -> Settings:
 
 
 def _as_image(image: ImageLike) -> Image.Image:
-    return (image if isinstance(image, Image.Image) else open_image(image)).convert("RGB")
+    return rgb(image if isinstance(image, Image.Image) else open_image(image))
 
 
 def _pad_to(t: Tensor, factor: int, mode: str) -> Tensor:
@@ -180,7 +185,8 @@ def _prepare(prompts, settings: dict, models):
     return s.replace(seed=seed), models
 
 
-def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, soft: Tensor, callback, resume=None):
+def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, soft: Tensor, callback, resume=None,
+                 lower: str = "--init-image"):
     """Run from `init` with only the masked cells free, then paste the result over `base`
     through `soft`. All (1, C, H, W) at any size: the run pads to the VQGAN factor and crops.
     The callback's steps carry the pasted picture too (what a saved frame should show).
@@ -191,6 +197,7 @@ def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, 
         raise ClipganError("the mask is all black: nothing to regenerate")
     canvas, canvas_mask = _pad_to(init, f, "replicate"), _pad_to(mask, f, "constant")
     run = s.replace(size=(canvas.shape[-1], canvas.shape[-2]))
+    check_memory(run, models, lower=lower)  # the picture's (or the grown canvas's) size, before any step
     with torch.no_grad():
         z = models.vqgan.encode(canvas)
     base, soft = base.to(init.device), soft.to(init.device)
@@ -307,14 +314,15 @@ def outpaint(image: ImageLike, prompts, *, extend: Mapping[str, int], models=Non
     start, border, mask = grow(to_tensor(picture, device=models.device), extend, fill)
     s = s.replace(size=(start.shape[-1], start.shape[-2]), feather=s.feather if feather_px is None else feather_px)
     soft = 1 - feather(1 - mask, s.feather)  # exactly 0 on the original, 1 deep in the new area
-    out, last, losses = _masked_edit(s, models, start, border, mask, soft, callback, resume)
+    out, last, losses = _masked_edit(s, models, start, border, mask, soft, callback, resume, lower="--extend")
     return Result(to_pil(out), s.seed, s, losses, last.z)
 
 
 # ---------------------------------------------------------------- hi-res refinement
 
 def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPSCALE_STEPS, models=None,
-            callback: Callable[[Step], None] | None = None, resume: dict | None = None, **settings):
+            callback: Callable[[Step], None] | None = None, resume: dict | None = None, upscale_flag: str = "--factor",
+            **settings):
     """Resize by `factor` (Lanczos), re-encode and refine `steps` steps at the larger size.
 
     Without prompts the picture itself is the (image) prompt, so the refinement keeps to it.
@@ -329,6 +337,7 @@ def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPS
         settings["image_prompts"] = [str(image)]
     s, models = _prepare(prompts, dict(settings, iterations=steps), models)
     size = fit_size((round(picture.width * factor), round(picture.height * factor)), models.vqgan.factor)
+    check_memory(s, models, size=size, lower=upscale_flag)  # before the picture is enlarged
     s = s.replace(size=size)
     big = to_tensor(picture, size, models.device)  # Lanczos
     with torch.no_grad():
@@ -352,9 +361,16 @@ def generate_upscaled(prompts=(), *, upscale_factor: float | None = None, upscal
     base = base.replace(upscale=upscale_factor if upscale_factor is not None else base.upscale or 2,
                         upscale_steps=base.upscale_steps if upscale_steps is None else upscale_steps)
     models = models or load_models(base)
+    # both phases checked before the first step: the refinement at the larger size is the big one
+    from clipgan.pipeline import fit_size
+
+    w, h = fit_size(open_image(base.init_image).size if base.mask else base.size, models.vqgan.factor)
+    big_size = (round(w * base.upscale), round(h * base.upscale))
+    check_memory(base, models, size=(w, h))
+    check_memory(base, models, size=big_size, lower="--upscale")
     first = generate(models=models, callback=callback, settings=base.replace(upscale=None))
     big = upscale(first.image, first.settings.prompts, factor=base.upscale, steps=base.upscale_steps, models=models,
-                  callback=callback, settings=first.settings.replace(init_image=None, mask=None))
+                  callback=callback, settings=first.settings.replace(init_image=None, mask=None), upscale_flag="--upscale")
     done = first.settings.replace(upscale=base.upscale, upscale_steps=base.upscale_steps)
     return replace(first, image=big.image, settings=done, losses=first.losses + big.losses, z=big.z)
 

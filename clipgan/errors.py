@@ -11,3 +11,9 @@ class ClipganNotice(UserWarning):
 
 class NumericError(ClipganError):
     """NaN or inf in the optimization: the run stops, the last good image is kept."""
+
+
+def brief(value, limit: int = 40) -> str:
+    """repr(value) on one short line, for messages about values from files (a tensor's repr spans lines)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,7 +1,9 @@
 """Interrupted jobs: SIGTERM taken like Ctrl-C, and the state file that `clipgan resume` reads.
 
 A state file is a dict saved with torch.save and read back with weights_only=True (tensors,
-numbers, strings, lists and dicts only): its "kind" says which command wrote it.
+numbers, strings, lists and dicts only; never full unpickling): its "kind" says which command
+wrote it. Its fields are checked before any work (`state_problem`), since a state file may be
+edited or come from elsewhere; the settings in it never grant trust (Settings.from_dict).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import contextlib
 import signal
 from pathlib import Path
 
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, brief
 
 INTERRUPTED = 130  # the shell's code for Ctrl-C
 KINDS = ("generate", "morph", "zoom", "restyle", "outpaint", "upscale")
@@ -64,6 +66,28 @@ def sigterm_interrupts():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
 
 
+@contextlib.contextmanager
+def deferred_sigint():
+    """Ctrl-C waits until the block ends, then raises KeyboardInterrupt as usual. For imports and model
+    loading: a KeyboardInterrupt raised inside a callback from torch's C++ aborts the process."""
+    hit = []
+
+    def note(signum, frame):
+        hit.append(signum)
+
+    try:
+        previous = signal.signal(signal.SIGINT, note)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hit:
+        raise KeyboardInterrupt
+
+
 def save_state(state: dict, path: Path) -> None:
     import torch
 
@@ -84,7 +108,99 @@ def load_state(path: Path) -> dict:
         raise ClipganError(f"{path} is not a readable clipgan state file") from None
     if not isinstance(data, dict) or data.get("kind") not in KINDS or "job" not in data:
         raise ClipganError(f"{path} is not a clipgan state file")
+    problem = state_problem(data)
+    if problem:
+        raise ClipganError(f"{path} is not a usable clipgan state file: {problem}")
     return data
+
+
+def state_problem(data: dict) -> str | None:
+    """What is wrong with a state file's fields (an edited or foreign file), or None. Checks
+    types and ranges only; what must fit the loaded models (latent shapes) is checked by the run."""
+    import torch
+
+    def tensor(value, dtype=None, dims=None) -> bool:
+        return (isinstance(value, torch.Tensor) and (dtype is None or value.dtype == dtype)
+                and (dims is None or value.dim() == dims))
+
+    def whole(value, low=0) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    if data.get("version") != 1:
+        return f"version {brief(data.get('version'))} (this clipgan reads version 1)"
+    if not isinstance(data.get("settings"), dict):
+        return "no settings"
+    if not isinstance(data["job"], dict):
+        return "no job"
+    frames = data.get("frames")
+    if frames is not None and not (tensor(frames, torch.uint8, 4) and frames.shape[-1] == 3 and frames.shape[0] > 0):
+        return "its saved frames are not video frames"
+    if data["kind"] in ("outpaint", "upscale"):
+        problem = _edit_job_problem(data["job"], data["kind"])
+        if problem:
+            return problem
+    if data["kind"] in ("generate", "outpaint", "upscale"):
+        if "z" not in data:  # interrupted before the first step: a state that starts the run over
+            return None
+        rng, z = data.get("rng"), data.get("z")
+        if not (tensor(z, dims=4) and z.is_floating_point() and z.shape[0] == 1 and bool(torch.isfinite(z).all())):
+            return "its latent z is not a finite (1, C, H, W) tensor"
+        if not whole(data.get("next_step")):
+            return f"next_step must be a whole number of at least 0, got {brief(data.get('next_step'))}"
+        if not (isinstance(data.get("optimizer"), dict) and {"state", "param_groups"} <= set(data["optimizer"])):
+            return "no optimizer state"
+        if not tensor(rng, torch.uint8, 1):
+            return "no random number generator state"
+        losses = data.get("losses", [])
+        if not isinstance(losses, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in losses):
+            return "its losses are not a list of numbers"
+        return None
+    carry, job = data.get("carry"), data["job"]
+    if job.get("kind") != data["kind"]:
+        return f"a {data['kind']} state holding a {brief(job.get('kind'))} job"
+    if carry is None and frames is None:  # interrupted before the first frame: the animation starts over
+        carry = {"next": 0}
+    elif not isinstance(carry, dict) or not whole(carry.get("next")) or not tensor(carry.get("rng"), torch.uint8, 1):
+        return "no usable carry (next frame and random state)"
+    if not (whole(job.get("total"), 1) and carry["next"] <= job["total"]):
+        return f"next frame {carry['next']} beyond the job's {brief(job.get('total'))} frames"
+    if (0 if frames is None else len(frames)) != carry["next"]:
+        return f"{0 if frames is None else len(frames)} saved frames, but the next frame is {carry['next']}"
+    if not (isinstance(job.get("prompts"), list) and all(isinstance(p, str) for p in job["prompts"])):
+        return "its prompts are not a list of strings"
+    if not isinstance(job.get("options"), dict) or not isinstance(job.get("output"), str):
+        return "no options or output in its job"
+    if data["kind"] == "restyle" and not isinstance(job.get("video"), str):
+        return "a restyle without its source video"
+    fps = job.get("fps")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 240:
+        return f"fps must be a number from 0 to 240, got {brief(fps)}"
+    return None
+
+
+def _edit_job_problem(job: dict, kind: str) -> str | None:
+    """An outpaint or upscale job's own fields (what `clipgan resume` passes to the edit)."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if job.get("kind") != kind:
+        return f"a {kind} state holding a {brief(job.get('kind'))} job"
+    if not (isinstance(job.get("output"), str) and isinstance(job.get("image"), str)):
+        return "no image or output in its job"
+    if not (isinstance(job.get("total"), int) and not isinstance(job.get("total"), bool) and job["total"] >= 1):
+        return f"its job's total steps must be a whole number of at least 1, got {brief(job.get('total'))}"
+    if kind == "outpaint":
+        extend = job.get("extend")
+        if not (isinstance(extend, dict) and all(isinstance(k, str) and number(v) for k, v in extend.items())):
+            return f"its margins are not numbers by side: {brief(extend)}"
+        if job.get("feather") is not None and not number(job.get("feather")):
+            return f"its feather is not a number: {brief(job.get('feather'))}"
+    else:
+        if not (number(job.get("factor")) and number(job.get("steps"))):
+            return "its factor and steps are not numbers"
+        if not (isinstance(job.get("prompts"), list) and all(isinstance(p, str) for p in job["prompts"])):
+            return "its prompts are not a list of strings"
+    return None
 
 
 def move(value, device):

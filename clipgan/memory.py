@@ -68,9 +68,10 @@ class Estimate:
         return self.saved + self.backward
 
 
-def advice(low_memory: bool = False) -> str:
+def advice(low_memory: bool = False, lower: str = "--size") -> str:
+    """What to change; `lower` names the setting that made the step big (--size, --upscale, --extend)."""
     first = "" if low_memory else "--low-memory, "
-    return f"try {first}a smaller --size or fewer --cutn"
+    return f"try {first}a smaller {lower} or fewer --cutn"
 
 
 def format_bytes(n: float) -> str:
@@ -222,14 +223,18 @@ def _mem_available() -> int | None:
     return None  # not Linux: no check rather than a guess
 
 
-def check_memory(settings, models, available: int | None = None) -> Estimate:
+def check_memory(settings, models, available: int | None = None, *, size: tuple[int, int] | None = None,
+                 lower: str = "--size") -> Estimate:
     """Refuses a run whose step would not fit: a ClipganError with the estimate and what to change.
 
-    `available` (bytes) replaces the device's figure; so does CLIPGAN_MEMORY_LIMIT.
+    `available` (bytes) replaces the device's figure; so does CLIPGAN_MEMORY_LIMIT. `size` replaces
+    the settings' size for a phase run at another size (an upscale's refinement, an outpaint's
+    canvas), and `lower` names the setting that sets it, for the advice.
     """
     from clipgan.pipeline import resolve_dtype
 
-    est = estimate(models.vqgan, models.perceptors, settings.size, settings.cutn,
+    size = tuple(size or settings.size)
+    est = estimate(models.vqgan, models.perceptors, size, settings.cutn,
                    augments=len(settings.augments), dtype=resolve_dtype(settings.precision, models.device),
                    low_memory=settings.low_memory)
     where = f"on {models.device}"
@@ -242,10 +247,10 @@ def check_memory(settings, models, available: int | None = None) -> Estimate:
         else:
             available = available_bytes(models.device)
     if available is not None and est.total > available:
-        w, h = settings.size
+        w, h = size
         raise ClipganError(
             f"a step at {w}x{h} with {settings.cutn} cutouts needs about {format_bytes(est.total)}, "
-            f"but only {format_bytes(available)} is free {where}; {advice(settings.low_memory)}")
+            f"but only {format_bytes(available)} is free {where}; {advice(settings.low_memory, lower)}")
     return est
 
 

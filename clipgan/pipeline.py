@@ -15,7 +15,7 @@ from torch import Tensor
 
 from clipgan.config import Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
-from clipgan.errors import ClipganError, ClipganNotice
+from clipgan.errors import ClipganError, ClipganNotice, brief
 from clipgan.io import load_rgb, to_pil, to_tensor
 from clipgan.memory import check_memory
 from clipgan.optimize import Guide, GuideSchedule, Step, Target, iterate
@@ -96,6 +96,14 @@ def iterate_options(s: Settings, device: torch.device) -> dict:
 
 
 def load_models(settings: Settings) -> Models:
+    """The settings' VQGAN and CLIP models on their device (Ctrl-C waits until they are loaded)."""
+    from clipgan.interrupt import deferred_sigint
+
+    with deferred_sigint():
+        return _load_models(settings)
+
+
+def _load_models(settings: Settings) -> Models:
     from clipgan.models import registry
     from clipgan.models.clip import load_clip
     from clipgan.models.vqgan import load_vqgan
@@ -253,15 +261,16 @@ def generate(
     models = models or load_models(s)
     seed = s.seed if s.seed is not None else draw_seed()
     s = s.replace(seed=seed, size=fit_size(s.size, models.vqgan.factor))
+    check_memory(s, models)  # refuse now rather than run out of memory mid-step
     torch.manual_seed(seed)
     guides = build_guides(s, models)
     z0 = z = initial_z(s, models)
     losses, start, opt_state, last = [], 0, None, None
     if resume is not None:  # same RNG draws as the first run up to here, then its saved state
+        check_resume(resume, z0, s)
         z, opt_state, start = resume["z"].to(models.device), resume["optimizer"], resume["next_step"]
         losses = list(resume.get("losses", []))
         restore_rng(resume)
-    check_memory(s, models)  # refuse now rather than run out of memory mid-step
     steps = iterate(models.vqgan, guides, z, **iterate_options(s, models.device),
                     start=start, optimizer_state=opt_state, z_init=z0)
     for last in steps:
@@ -271,6 +280,32 @@ def generate(
     if last is None:
         raise ClipganError("nothing left to do: that run had already finished")
     return Result(to_pil(last.image), seed, s, losses, last.z)
+
+
+def check_resume(resume: dict, z0: Tensor, s: Settings) -> None:
+    """A state (maybe edited, maybe from another run) fits this run: its latent has this run's
+    shape, its next step lies within the run, its optimizer state fits the optimizer."""
+    from clipgan.optimize import make_optimizer
+
+    z = resume.get("z")
+    if not isinstance(z, Tensor) or tuple(z.shape) != tuple(z0.shape):
+        got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+        raise ClipganError(f"the state's latent is {got} but this run's is {tuple(z0.shape)}: a state of another model or size")
+    step = resume.get("next_step")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= s.iterations:
+        raise ClipganError(f"the state's next step {brief(step)} is not within the run's {s.iterations} iterations")
+    try:
+        probe = make_optimizer(s.optimizer, [z0.detach().clone().requires_grad_(True)], s.lr)
+        probe.load_state_dict(resume["optimizer"])
+    except Exception as e:  # torch's own checks: another optimizer, other parameter groups
+        raise ClipganError(f"the state's optimizer state does not fit {s.optimizer} ({type(e).__name__})") from None
+    for values in probe.state.values():
+        for name, value in values.items():
+            if isinstance(value, Tensor) and value.numel() > 1 and value.shape != z0.shape:
+                raise ClipganError(f"the state's optimizer {name} is {tuple(value.shape)}, not the latent's {tuple(z0.shape)}")
+    rng = resume.get("rng")
+    if not isinstance(rng, Tensor) or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+        raise ClipganError("the state's random number generator state is not torch's")
 
 
 def rng_state() -> dict:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from clipgan.config import Settings
 from clipgan.errors import ClipganError
-from clipgan.io import open_image, to_tensor
+from clipgan.io import open_image, rgb, to_tensor
 
 CROP_SHARE = 0.75  # side of the corner/centre crops, as a share of the shorter side
 
@@ -54,7 +54,7 @@ def load_perceptors(clip: Sequence[str] = Settings().clip, *, device: str = Sett
 
 def views(image: Image.Image, size: int, crops: bool = False) -> torch.Tensor:
     """(n, 3, size, size): the whole picture, then (with crops) centre and corner crops."""
-    image = image.convert("RGB")
+    image = rgb(image)
     out = [to_tensor(image, (size, size))]
     if crops:
         w, h = image.size

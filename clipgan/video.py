@@ -16,8 +16,8 @@ from typing import Iterator
 from PIL import Image
 
 from clipgan.config import DEFAULT_FPS
-from clipgan.errors import ClipganError
-from clipgan.io import atomic_path, check_output
+from clipgan.errors import ClipganError, brief
+from clipgan.io import atomic_path, check_output, rgb
 
 # extension -> ffmpeg output arguments. yuv420p is what browsers and QuickTime play.
 VIDEO_FORMATS: dict[str, list[str]] = {
@@ -36,7 +36,7 @@ def check_video_output(path: str | Path) -> Path:
 
 def check_fps(fps: float) -> float:
     if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction)) or not 0 < fps <= 240:
-        raise ClipganError(f"fps must be a number between 0 and 240, got {fps!r}")
+        raise ClipganError(f"fps must be a number between 0 and 240, got {brief(fps)}")
     return fps
 
 
@@ -51,7 +51,7 @@ def _to_array(image):
     import numpy as np
 
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(rgb(image))
     from clipgan.io import to_pil
 
     if getattr(image, "dim", None) is None or image.dim() not in (3, 4) or image.shape[-3] != 3:

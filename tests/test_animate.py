@@ -158,7 +158,7 @@ def test_morph_input_errors(tiny_loaded):
 
 def test_zoom_rejects_a_zoom_that_reaches_zero(tiny_loaded):
     models, kw = tiny_loaded
-    with pytest.raises(ClipganError, match="zoom must stay positive"):
+    with pytest.raises(ClipganError, match="zoom must stay within 0.01 to 100"):
         animate.zoom([A], frames=5, zoom="1 - t/4", models=models, **kw)
 
 

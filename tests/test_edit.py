@@ -58,7 +58,8 @@ def test_load_mask_any_mode_and_size(tmp_path):
         m = edit.load_mask(tmp_path / f"m-{mode}.png", (8, 4))
         assert m.shape == (1, 1, 4, 8) and m.dtype == torch.float32
         assert m[..., :4].max() == 0 and m[..., 4:].min() == 1
-    assert edit.load_mask(tmp_path / "m-L.png", (16, 8)).shape == (1, 1, 8, 16)
+    with pytest.raises(ClipganError, match="m-L.png is 8x4 but the picture is 16x8"):  # never stretched
+        edit.load_mask(tmp_path / "m-L.png", (16, 8))
 
 
 def test_load_mask_transparent_counts_as_keep(tmp_path):

@@ -193,6 +193,8 @@ def test_interrupted_masked_run_resumes_to_the_uninterrupted_picture(tiny_models
 def test_resume_refuses_an_upscaled_state(files):
     state = files / "x.state.pt"
     settings = Settings().replace(prompts=["a"], upscale=2.0)
-    torch.save({"kind": "generate", "job": {"output": str(files / "x.png")}, "settings": settings.to_dict()}, state)
+    torch.save({"kind": "generate", "version": 1, "job": {"output": str(files / "x.png")}, "settings": settings.to_dict(),
+                "z": torch.zeros(1, 4, 8, 8), "optimizer": {"state": {}, "param_groups": []}, "next_step": 0,
+                "rng": torch.get_rng_state()}, state)
     r = invoke(["resume", str(state)])
     assert r.exit_code == 2 and "cannot be resumed" in r.output and not (files / "x.png").exists()

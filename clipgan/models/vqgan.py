@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from torch import Tensor, nn
 
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, brief
 from clipgan.models.weights import load_state
 
 VQ_TARGETS = {"taming.models.vqgan.VQModel": False, "taming.models.vqgan.GumbelVQ": True}
@@ -79,11 +79,14 @@ def read_config(path: str | Path) -> tuple[dict, bool, str]:
     if not isinstance(model, dict) or "target" not in model:
         raise ClipganError(f"{path} is not a taming VQGAN config (no model.target)")
     target, params, prefix = model["target"], model.get("params") or {}, ""
-    if target == NET2NET:
+    if target == NET2NET and isinstance(params, dict):
         first = params.get("first_stage_config") or {}
+        first = first if isinstance(first, dict) else {}
         target, params, prefix = first.get("target"), first.get("params") or {}, "first_stage_model."
-    if target not in VQ_TARGETS:
-        raise ClipganError(f"{path}: unsupported VQGAN target {target!r}; expected one of {', '.join(VQ_TARGETS)}")
+    if not isinstance(target, str) or target not in VQ_TARGETS:
+        raise ClipganError(f"{path}: unsupported VQGAN target {brief(target)}; expected one of {', '.join(VQ_TARGETS)}")
+    if not isinstance(params, dict):
+        raise ClipganError(f"{path} is not a taming VQGAN config (model params are not a mapping)")
     dd = params.get("ddconfig")
     missing = [k for k in ("n_embed", "embed_dim") if k not in params]
     missing += [f"ddconfig.{k}" for k in _DDCONFIG_KEYS if not isinstance(dd, dict) or k not in dd]
@@ -91,7 +94,48 @@ def read_config(path: str | Path) -> tuple[dict, bool, str]:
         raise ClipganError(f"{path} is not a taming VQGAN config (missing {', '.join(missing)})")
     if params.get("remap"):
         raise ClipganError(f"{path}: configs with a codebook remap file are not supported")
+    _check_values(path, params)
     return params, VQ_TARGETS[target], prefix
+
+
+# bounds far beyond published models (ch 128, ch_mult up to 5 levels, 16384 codes), so that a
+# hand-edited yaml fails here rather than inside taming or by allocating the machine's memory
+_LIMITS = {"n_embed": 2**20, "embed_dim": 4096, "ch": 4096, "z_channels": 4096, "num_res_blocks": 16,
+           "resolution": 2**16, "channels": 8192, "levels": 8}
+
+
+def _check_values(path, params: dict) -> None:
+    """Every number the model is built from: whole, positive, within _LIMITS; images have 3 channels."""
+    dd = params["ddconfig"]
+
+    def whole(value, name: str, low: int = 1, high: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            bound = f" and at most {high}" if high is not None else ""
+            raise ClipganError(f"VQGAN config {path}: {name} must be a whole number of at least {low}{bound}, got {brief(value)}")
+        return value
+
+    whole(params["n_embed"], "n_embed", 1, _LIMITS["n_embed"])
+    whole(params["embed_dim"], "embed_dim", 1, _LIMITS["embed_dim"])
+    for key in ("ch", "z_channels", "num_res_blocks", "resolution"):
+        whole(dd[key], f"ddconfig.{key}", 1, _LIMITS[key])
+    for key in ("in_channels", "out_ch"):
+        if dd[key] != 3 or isinstance(dd[key], bool):
+            raise ClipganError(f"VQGAN config {path}: ddconfig.{key} must be 3 (RGB), got {brief(dd[key])}")
+    mult = dd["ch_mult"]
+    if not isinstance(mult, (list, tuple)) or not 1 <= len(mult) <= _LIMITS["levels"]:
+        raise ClipganError(f"VQGAN config {path}: ddconfig.ch_mult must be a list of 1 to {_LIMITS['levels']} "
+                           f"whole numbers, got {brief(mult)}")
+    for m in mult:
+        whole(m, "each ddconfig.ch_mult", 1, _LIMITS["channels"] // dd["ch"])
+    attn = dd["attn_resolutions"]
+    if not isinstance(attn, (list, tuple)) or not all(isinstance(a, int) and not isinstance(a, bool) for a in attn):
+        raise ClipganError(f"VQGAN config {path}: ddconfig.attn_resolutions must be a list of whole numbers, got {brief(attn)}")
+    for key in ("double_z", "give_pre_end", "tanh_out", "resamp_with_conv"):
+        if key in dd and not isinstance(dd[key], bool):
+            raise ClipganError(f"VQGAN config {path}: ddconfig.{key} must be true or false, got {brief(dd[key])}")
+    dropout = dd.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ClipganError(f"VQGAN config {path}: ddconfig.dropout must be a number from 0 to 1, got {brief(dropout)}")
 
 
 def load_vqgan(config: str | Path, checkpoint: str | Path, *, trust: bool = False, device="cpu") -> VQGAN:
@@ -100,12 +144,15 @@ def load_vqgan(config: str | Path, checkpoint: str | Path, *, trust: bool = Fals
     dd = {k: v for k, v in params["ddconfig"].items()}
     dd.setdefault("dropout", 0.0)
     try:
-        model = VQGAN(dd, int(params["n_embed"]), int(params["embed_dim"]), gumbel=gumbel)
-    except (TypeError, ValueError, KeyError) as e:
-        raise ClipganError(f"VQGAN config {config} has invalid values ({e})") from None
+        model = VQGAN(dd, params["n_embed"], params["embed_dim"], gumbel=gumbel)
+    except Exception as e:  # taming's constructors on values that pass the checks but do not go together
+        raise ClipganError(f"VQGAN config {config} has invalid values ({type(e).__name__}: {str(e)[:120]})") from None
     state = load_state(checkpoint, trust=trust)
     state = state.get("state_dict", state)
-    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and not k.startswith(prefix + "loss.")}
+    if not isinstance(state, dict):
+        raise ClipganError(f"checkpoint {checkpoint} does not hold a state dict")
+    weights = {k[len(prefix):]: v for k, v in state.items()
+               if isinstance(k, str) and k.startswith(prefix) and not k.startswith(prefix + "loss.")}
     _check_fit(model, weights, checkpoint)
     model.load_state_dict(weights, strict=False)
     return model.float().eval().requires_grad_(False).to(device)
