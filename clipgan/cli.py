@@ -15,7 +15,7 @@ from clipgan.config import Settings
 from clipgan.errors import ClipganError, ClipganNotice
 
 # Help lists commands in this order, whichever command module happened to be imported first.
-COMMANDS = ("generate", "resume", "morph", "zoom", "restyle", "outpaint", "upscale", "score", "models", "download")
+COMMANDS = ("generate", "resume", "morph", "zoom", "restyle", "outpaint", "upscale", "score", "batch", "models", "download")
 
 
 class _Commands(typer.core.TyperGroup):
@@ -151,3 +151,4 @@ def main(argv: list[str] | None = None) -> None:
 
 from clipgan import cli_animate  # noqa: E402,F401  (morph, zoom, restyle)
 from clipgan import cli_edit  # noqa: E402,F401  (outpaint, upscale, score)
+from clipgan import cli_batch  # noqa: E402,F401  (batch)

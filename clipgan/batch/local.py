@@ -39,7 +39,7 @@ def cpu_threads(workers: int, device: str) -> int | None:
 
 def run_local(jobs: list[Job], workers: int, device: str) -> Iterator[tuple[Job, dict]]:
     """(job, result) as each job ends, in the order they end."""
-    from clipgan.batch.worker import Worker
+    from clipgan.batch.worker import Worker, failed
 
     if not jobs:
         return
@@ -68,7 +68,7 @@ def run_local(jobs: list[Job], workers: int, device: str) -> Iterator[tuple[Job,
                 try:
                     result = future.result()
                 except cf.process.BrokenProcessPool:
-                    result = _died(job)
+                    result = failed(job, "the worker process died (out of memory?)")
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
                                                   initargs=(_refill(context, devices(workers, device)),
@@ -87,12 +87,6 @@ def _refill(context, names: list[str]):
     for d in names:
         queue.put(d)
     return queue
-
-
-def _died(job: Job) -> dict:
-    record = {"job": job.id, "kind": job.kind, "output": job.output, "seed": job.seed, "prompts": job.prompts,
-              "status": "failed", "error": "the worker process died (out of memory?)", "seconds": 0.0, "worker": None}
-    return {"record": record, "data": None, "poster": None}
 
 
 def _stop(pool: cf.ProcessPoolExecutor) -> None:

@@ -88,6 +88,13 @@ class Worker:
         return data, png_bytes(last.pil(), settings.replace(prompts=list(last.prompts)).to_dict())
 
 
+def failed(job: Job, error: str) -> dict:
+    """The result of a job that never reached a worker's `run` (its worker died)."""
+    record = {"job": job.id, "kind": job.kind, "output": job.output, "seed": job.seed, "prompts": job.prompts,
+              "status": "failed", "error": error, "seconds": 0.0, "worker": None}
+    return {"record": record, "data": None, "poster": None}
+
+
 def png_bytes(image, settings: dict) -> bytes:
     """The PNG `clipgan.io.save_image` would write, as bytes for the driver to write."""
     from clipgan.io import save_image
