@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import textwrap
+import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -20,9 +22,12 @@ LINE = 12  # px per caption line
 
 
 class ContactSheet:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, every: float = 2.0):
         self.folder = Path(folder)
         self.entries: dict[str, tuple[dict, Image.Image | None]] = {}
+        self.every = every  # seconds between rewrites: a big batch must not spend its time redrawing
+        self._written = -math.inf
+        self._dirty = False
 
     def load(self, records: dict[str, dict]) -> None:
         """Earlier runs' finished jobs, read back from their files."""
@@ -33,9 +38,17 @@ class ContactSheet:
 
     def add(self, record: dict, picture: bytes | None) -> None:
         self.entries[record["job"]] = (record, _thumb(picture) if picture else None)
-        self.write()
+        self._dirty = True
+        if time.monotonic() - self._written >= self.every:
+            self.write()
+
+    def flush(self) -> None:
+        """Writes what `add` held back (at the end of a run, interrupted or not)."""
+        if self._dirty:
+            self.write()
 
     def write(self) -> None:
+        self._written, self._dirty = time.monotonic(), False
         entries = list(self.entries.values())
         with atomic_path(self.folder / "contact.html") as tmp:
             tmp.write_text(page(entries), encoding="utf-8")

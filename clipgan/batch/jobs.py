@@ -148,7 +148,7 @@ def _cell(name: str, value: str):
 def check_names(names, where: str) -> None:
     """Every default or job field must belong to some kind (or the job itself)."""
     known = SETTING_NAMES | JOB_NAMES | {f.name for o in OPTIONS.values() if o for f in dataclasses.fields(o)}
-    unknown = sorted(set(names) - known - {"seed"})
+    unknown = sorted(set(names) - known)
     if unknown:
         raise ClipganError(f"{where}: unknown field(s): {', '.join(map(str, unknown))}")
 

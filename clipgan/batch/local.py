@@ -43,6 +43,7 @@ def run_local(jobs: list[Job], workers: int, device: str) -> Iterator[tuple[Job,
 
     if not jobs:
         return
+    workers = min(workers, len(jobs))
     if workers == 1:
         worker = Worker(devices(1, device)[0])
         for job in jobs:

@@ -45,13 +45,16 @@ def run_batch(jobs: list[Job], folder: str | Path, *, workers: int | None = None
         from clipgan.batch.local import default_workers, run_local
 
         results = run_local(todo, workers or default_workers(device), device)
-    for job, result in results:
-        record = manifest.write(result, job)
-        summary.records.append(record)
-        if record["status"] == "done":
-            summary.done += 1
-        else:
-            summary.failed += 1
-        if on_record is not None:
-            on_record(record)
+    try:
+        for job, result in results:
+            record = manifest.write(result, job)
+            summary.records.append(record)
+            if record["status"] == "done":
+                summary.done += 1
+            else:
+                summary.failed += 1
+            if on_record is not None:
+                on_record(record)
+    finally:
+        manifest.sheet.flush()
     return summary

@@ -46,8 +46,7 @@ class Worker:
     def run(self, job: dict) -> dict:
         """The job's record and files: {"record": {...}, "data": bytes | None, "poster": bytes | None}."""
         job = Job.from_dict(job)
-        record = {"job": job.id, "kind": job.kind, "output": job.output, "seed": job.seed,
-                  "prompts": job.prompts, "status": "done", "error": None, "worker": self.where}
+        record = {**base_record(job), "status": "done", "worker": self.where}
         data = poster = None
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
@@ -88,11 +87,14 @@ class Worker:
         return data, png_bytes(last.pil(), settings.replace(prompts=list(last.prompts)).to_dict())
 
 
+def base_record(job: Job) -> dict:
+    return {"job": job.id, "kind": job.kind, "output": job.output, "seed": job.seed, "prompts": job.prompts,
+            "status": "failed", "error": None, "seconds": 0.0, "worker": None}
+
+
 def failed(job: Job, error: str) -> dict:
-    """The result of a job that never reached a worker's `run` (its worker died)."""
-    record = {"job": job.id, "kind": job.kind, "output": job.output, "seed": job.seed, "prompts": job.prompts,
-              "status": "failed", "error": error, "seconds": 0.0, "worker": None}
-    return {"record": record, "data": None, "poster": None}
+    """The result of a job whose worker died under it."""
+    return {"record": {**base_record(job), "error": error}, "data": None, "poster": None}
 
 
 def png_bytes(image, settings: dict) -> bytes:
