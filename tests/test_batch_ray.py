@@ -22,7 +22,7 @@ TINY = {"iterations": 6, "cutn": 4}
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False)  # two CPU actors, GPU or not
     yield
     ray.shutdown()
 
