@@ -68,3 +68,16 @@ def test_cli_ray_runs_the_batch_on_the_running_ray(local_ray, tmp_path, capsys):
     assert sorted(r["seed"] for r in records) == [3, 4]
     assert all(not r["worker"].endswith(f":{os.getpid()}") for r in records)  # ran in Ray's workers
     assert ray.is_initialized()  # joined, not stopped: the batch did not start it
+
+
+@pytest.mark.parametrize("resources,device,workers,jobs,plan", [
+    ({"CPU": 8.0}, "auto", None, 20, (8, {"num_cpus": 1}, "cpu", 1)),  # one actor per CPU slot, one thread each
+    ({"CPU": 8.0}, "auto", 3, 20, (3, {"num_cpus": 1}, "cpu", 1)),  # --workers caps them
+    ({"CPU": 8.0}, "auto", None, 2, (2, {"num_cpus": 1}, "cpu", 1)),  # never more actors than jobs
+    ({"CPU": 16.0, "GPU": 2.0}, "auto", None, 20, (2, {"num_gpus": 1}, "cuda", None)),  # one per GPU
+    ({"CPU": 16.0, "GPU": 2.0}, "cpu", None, 20, (16, {"num_cpus": 1}, "cpu", 1)),  # GPUs left alone
+])
+def test_actor_plan(resources, device, workers, jobs, plan):
+    from clipgan.batch.ray_backend import actor_plan
+
+    assert actor_plan(resources, device, workers, jobs) == plan
