@@ -168,34 +168,37 @@ def make_jobs(path: Path, defaults: dict | None = None, seeds: list[int] | None 
         raise ClipganError("give --seeds or --repeat, not both")
     jobs, taken = [], set()
     for n, row in read_rows(path):
-        where = f"{path}:{n}"
-        check_names(row, where)
-        data = {**defaults, **row}
-        kind = data.pop("kind", "generate")
-        if kind not in OPTIONS:
-            raise ClipganError(f"{where}: unknown kind {kind!r}; choose from {', '.join(OPTIONS)}")
-        prompts = data.pop("prompts", [])
-        prompts = [prompts] if isinstance(prompts, str) else prompts
-        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-            raise ClipganError(f"{where}: prompts must be a string or a list of strings")
-        if not prompts and not data.get("image_prompts"):
-            raise ClipganError(f"{where}: the job has no prompts")
-        name = _unique(slug(str(data.pop("name", None) or (prompts[0] if prompts else "image"))), taken)
-        option_names = {f.name for f in dataclasses.fields(OPTIONS[kind])} if OPTIONS[kind] else set()
-        options = {k: data.pop(k) for k in list(data) if k in option_names}
-        fps = data.pop("fps", None)
-        settings = {k: v for k, v in data.items() if k in SETTING_NAMES}
-        stray = sorted((set(data) - SETTING_NAMES) & set(row))  # a default another kind's option is fine
-        if stray:
-            raise ClipganError(f"{where}: {kind} has no field(s) {', '.join(stray)}")
-        base = settings.pop("seed", None)
-        if base is not None and (isinstance(base, bool) or not isinstance(base, int) or not 0 <= base < 2**63):
-            raise ClipganError(f"{where}: seed must be an integer from 0, got {base!r}")
-        if base is None:
-            base = zlib.crc32(name.encode())  # stable across runs of the same file
-        for seed in seeds or [base + k for k in range(repeat)]:
-            jobs.append(Job(name, kind, list(prompts), seed, dict(settings), dict(options), fps))
+        jobs.extend(_row_jobs(f"{path}:{n}", row, defaults, seeds, repeat, taken))
     return jobs
+
+
+def _row_jobs(where: str, row: dict, defaults: dict, seeds, repeat: int, taken: set) -> list[Job]:
+    check_names(row, where)
+    data = {**defaults, **row}
+    kind = data.pop("kind", "generate")
+    if kind not in OPTIONS:
+        raise ClipganError(f"{where}: unknown kind {kind!r}; choose from {', '.join(OPTIONS)}")
+    prompts = data.pop("prompts", [])
+    prompts = [prompts] if isinstance(prompts, str) else prompts
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise ClipganError(f"{where}: prompts must be a string or a list of strings")
+    if not prompts and not data.get("image_prompts"):
+        raise ClipganError(f"{where}: the job has no prompts")
+    name = _unique(slug(str(data.pop("name", None) or (prompts[0] if prompts else "image"))), taken)
+    option_names = {f.name for f in dataclasses.fields(OPTIONS[kind])} if OPTIONS[kind] else set()
+    options = {k: data.pop(k) for k in list(data) if k in option_names}
+    fps = data.pop("fps", None)
+    stray = sorted((set(data) - SETTING_NAMES) & set(row))  # a default that is another kind's option is fine
+    if stray:
+        raise ClipganError(f"{where}: {kind} has no field(s) {', '.join(stray)}")
+    settings = {k: v for k, v in data.items() if k in SETTING_NAMES}
+    base = settings.pop("seed", None)
+    if base is not None and (isinstance(base, bool) or not isinstance(base, int) or not 0 <= base < 2**63):
+        raise ClipganError(f"{where}: seed must be an integer from 0, got {base!r}")
+    if base is None:
+        base = zlib.crc32(name.encode())  # stable across runs of the same file
+    return [Job(name, kind, list(prompts), seed, dict(settings), dict(options), fps)
+            for seed in seeds or [base + k for k in range(repeat)]]
 
 
 def _unique(name: str, taken: set) -> str:

@@ -1,5 +1,6 @@
 """Images per minute of `clipgan batch`: the same jobs on 1 local worker (in this process), on N
-local worker processes, and on a local Ray with one actor per CPU slot (or GPU).
+local worker processes, and on a local Ray with one actor per CPU slot (or GPU). Modes: local-1
+(this process, torch's default threads), local-1x1 (the same on one thread), local-n, ray.
 
     python -m clipgan.bench.batch [--jobs 12] [--iterations 30] [--cutn 16] [--workers 2] [--json out.json]
 
@@ -32,11 +33,19 @@ def jobs_text(count: int) -> str:
 
 
 def measure(mode: str, jobs_file: Path, settings: dict, workers: int, folder: Path) -> dict:
+    import torch
+
     jobs = make_jobs(jobs_file, settings)
     ends: list[float] = []
+    threads = torch.get_num_threads()
+    if mode == "local-1x1":  # one worker on one thread: workers against threads, on a loaded machine
+        torch.set_num_threads(1)
     start = time.perf_counter()
-    summary = run_batch(jobs, folder, workers=1 if mode == "local-1" else workers, device=settings["device"],
-                        ray=mode == "ray", on_record=lambda r: ends.append(time.perf_counter()))
+    try:
+        summary = run_batch(jobs, folder, workers=1 if mode.startswith("local-1") else workers,
+                            device=settings["device"], ray=mode == "ray", on_record=lambda r: ends.append(time.perf_counter()))
+    finally:
+        torch.set_num_threads(threads)
     wall = time.perf_counter() - start
     if summary.failed:
         raise SystemExit(f"{mode}: {summary.failed} jobs failed; see {folder / 'manifest.jsonl'}")
@@ -53,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--cutn", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="local processes (the Ray run takes every CPU slot or GPU)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--modes", default="local-1,local-n,ray")
+    p.add_argument("--modes", default="local-1,local-1x1,local-n,ray")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
 
