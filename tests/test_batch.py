@@ -154,3 +154,26 @@ def test_two_worker_processes_share_the_jobs(tmp_path, tiny_settings, capsys):
     r = records[0]
     expected = np.asarray(clipgan.generate(r["prompts"], seed=r["seed"], **kw).image, dtype=np.int16)
     assert np.abs(pixels(out / r["output"]) - expected).mean() < 1  # the same picture (thread counts may differ)
+
+
+@pytest.mark.slow
+def test_a_dead_worker_process_fails_its_job_and_a_new_pool_runs_the_rest(tmp_path, tiny_settings):
+    from clipgan.batch.jobs import make_jobs
+    from clipgan.batch.run import run_batch
+
+    jobs_file = tmp_path / "jobs.txt"
+    jobs_file.write_text("a red circle\n")
+    kw = {k: v for k, v in tiny_settings.items() if k not in ("seed", "device")}
+    killed = []
+
+    def kill_one(record):
+        if not killed:
+            time.sleep(0.3)
+            killed.append(int(record["worker"].rsplit(":", 1)[1]))
+            os.kill(killed[0], signal.SIGKILL)
+
+    summary = run_batch(make_jobs(jobs_file, {**kw, "iterations": 30}, seeds=list(range(1, 7))), tmp_path / "out",
+                        workers=2, device="cpu", on_record=kill_one)
+    records = read_manifest(tmp_path / "out" / "manifest.jsonl")
+    assert len(records) == 6 and summary.done + summary.failed == 6 and 1 <= summary.failed <= 2
+    assert all("worker process died" in r["error"] for r in records if r["status"] == "failed")

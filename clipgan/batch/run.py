@@ -25,7 +25,11 @@ class Summary:
 def run_batch(jobs: list[Job], folder: str | Path, *, workers: int | None = None, device: str = "auto",
               ray: bool = False, address: str | None = None,
               on_record: Callable[[dict], None] | None = None) -> Summary:
-    """Runs the jobs the folder's manifest does not list as done; `on_record(record)` after each."""
+    """Runs the jobs the folder's manifest does not list as done; `on_record(record)` after each.
+
+    With more than one local worker the workers are spawned processes, so a script calling this
+    needs the usual `if __name__ == "__main__":` guard.
+    """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ClipganError(f"output {folder} is a file, not a folder")
