@@ -61,6 +61,7 @@ def test_outputs_equal_generate_and_carry_their_settings(first_run, tiny_setting
     assert "2 done, 1 failed" in stdout
     records = read_manifest(out / "manifest.jsonl")
     assert [r["status"] for r in records] == ["done", "failed", "done"]
+    assert [r["model_loads"] for r in records] == [1, 1, 1]  # one worker, models loaded once
     bad = records[1]
     assert "weight 'abc'" in bad["error"] and "\n" not in bad["error"] and bad["prompts"] == [BAD]
     kw = {k: v for k, v in tiny_settings.items() if k != "seed"}
@@ -148,6 +149,7 @@ def test_two_worker_processes_share_the_jobs(tmp_path, tiny_settings, capsys):
     assert code == 0, err
     records = read_manifest(out / "manifest.jsonl")
     assert len(records) == 4 and all(r["status"] == "done" for r in records)
+    assert all(r["model_loads"] == 1 for r in records)  # each worker loaded its models once for its jobs
     workers = {r["worker"] for r in records}
     assert len(workers) == 2 and f":{os.getpid()}" not in " ".join(workers)  # two processes, neither this one
     kw = {k: v for k, v in tiny_settings.items() if k != "seed"}

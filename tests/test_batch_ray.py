@@ -51,6 +51,7 @@ def test_a_killed_worker_is_restarted_and_every_job_ends_done(local_ray, tmp_pat
     assert all("weight 'abc'" in r["error"] for r in by_status["failed"])  # the bad job alone fails
     pids = {int(r["worker"].rsplit(":", 1)[1]) for r in records}
     assert killed[0] in pids and len(pids) == 3  # two actors, and the killed one's restart ran its job again
+    assert all(r["model_loads"] == 1 for r in records)  # once per actor, the restarted one included
     for r in by_status["done"]:
         assert read_settings(tmp_path / "out" / r["output"])["seed"] == r["seed"]
 

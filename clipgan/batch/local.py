@@ -50,11 +50,7 @@ def run_local(jobs: list[Job], workers: int, device: str) -> Iterator[tuple[Job,
             yield job, worker.run(job.to_dict())
         return
     context = multiprocessing.get_context("spawn")  # fork and CUDA do not mix
-    queue = context.Queue()
-    for d in devices(workers, device):
-        queue.put(d)
-    pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
-                                  initargs=(queue, cpu_threads(workers, device)))
+    pool = _pool(context, workers, device)
     todo, running = list(reversed(jobs)), {}
     try:
         while todo or running:
@@ -71,9 +67,7 @@ def run_local(jobs: list[Job], workers: int, device: str) -> Iterator[tuple[Job,
                 except cf.process.BrokenProcessPool:
                     result = failed(job, "the worker process died (out of memory?)")
                     pool.shutdown(wait=False, cancel_futures=True)
-                    pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
-                                                  initargs=(_refill(context, devices(workers, device)),
-                                                            cpu_threads(workers, device)))
+                    pool = _pool(context, workers, device)
                     for other in list(running):  # the broken pool's other jobs go again
                         todo.append(running.pop(other))
                 yield job, result
@@ -83,11 +77,13 @@ def run_local(jobs: list[Job], workers: int, device: str) -> Iterator[tuple[Job,
     pool.shutdown(wait=True)
 
 
-def _refill(context, names: list[str]):
+def _pool(context, workers: int, device: str) -> cf.ProcessPoolExecutor:
+    """Each process takes its device from the queue as it starts."""
     queue = context.Queue()
-    for d in names:
+    for d in devices(workers, device):
         queue.put(d)
-    return queue
+    return cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
+                                  initargs=(queue, cpu_threads(workers, device)))
 
 
 def _stop(pool: cf.ProcessPoolExecutor) -> None:

@@ -31,7 +31,7 @@ class Worker:
         self.device = device
         self.where = f"{socket.gethostname()}:{os.getpid()}"
         self._models = None  # (key, Models): one set, reloaded only when a job names other models
-        self.loads = 0
+        self.loads = 0  # times this worker loaded models
 
     def models(self, settings: Settings):
         from clipgan.pipeline import load_models
@@ -60,6 +60,7 @@ class Worker:
                 record.update(status="failed", error=one_line(e))
                 _free_memory()
         record["seconds"] = round(time.perf_counter() - start, 3)
+        record["model_loads"] = self.loads  # by this worker so far: 1 while the jobs share models
         notes = sorted({str(w.message) for w in caught if issubclass(w.category, ClipganNotice)})
         if notes:
             record["notes"] = notes
