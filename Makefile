@@ -9,7 +9,7 @@ install: $(STAMP) browser
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev,ui]'
+	$(PY) -m pip install -q -e '.[dev,ui,ray]'
 	touch $(STAMP)
 
 # headless Chromium for the web app's browser tests (Debian's package, driven by Playwright);

@@ -16,7 +16,7 @@ from clipgan.config import Settings
 from clipgan.errors import ClipganError, ClipganNotice
 
 # Help lists commands in this order, whichever command module happened to be imported first.
-COMMANDS = ("generate", "resume", "morph", "zoom", "restyle", "outpaint", "upscale", "score", "ui", "models", "download")
+COMMANDS = ("generate", "resume", "morph", "zoom", "restyle", "outpaint", "upscale", "score", "batch", "ui", "models", "download")
 
 
 class _Commands(typer.core.TyperGroup):
@@ -185,3 +185,4 @@ def _main(argv: list[str] | None) -> None:
 from clipgan import cli_animate  # noqa: E402,F401  (morph, zoom, restyle)
 from clipgan import cli_edit  # noqa: E402,F401  (outpaint, upscale, score)
 from clipgan import cli_ui  # noqa: E402,F401  (ui)
+from clipgan import cli_batch  # noqa: E402,F401  (batch)
