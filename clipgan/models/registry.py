@@ -130,17 +130,29 @@ CLIP_ALIASES: dict[str, tuple[str, str]] = {"toy": ("toy-clip.json", "toy-clip.s
 
 
 def bundled_dir() -> Path:
-    """The repo's checkpoints/ folder, where the small bundled models live."""
+    """Where the small bundled models live: the package's checkpoints/ folder.
+
+    In a source checkout that is a symlink to the repo's top-level checkpoints/ (where git
+    keeps them); a wheel holds them as package data under the same name. The repo folder
+    is the fallback for checkouts made without symlinks.
+    """
+    packaged = Path(__file__).resolve().parents[1] / "checkpoints"
+    return packaged.resolve() if packaged.is_dir() else _repo_checkpoints()
+
+
+def _repo_checkpoints() -> Path:
+    """The top-level checkpoints/ of a source checkout (absent in a wheel install)."""
     return Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def checkpoints_dir() -> Path:
-    """Where downloaded models go: $CLIPGAN_CHECKPOINTS, else the repo folder, else a user cache."""
+    """Where downloaded models go: $CLIPGAN_CHECKPOINTS, else a source checkout's checkpoints/
+    (git-ignored), else a user cache, never the installed package."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    if bundled_dir().is_dir():
-        return bundled_dir()
+    if _repo_checkpoints().is_dir():
+        return _repo_checkpoints()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "clipgan" / "checkpoints"
 
