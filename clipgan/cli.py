@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from clipgan.config import Settings
+from clipgan.config import CPU_SIZE, GPU_SIZE, Settings
 from clipgan.errors import ClipganError, ClipganNotice
 
 # Help lists commands in this order, whichever command module happened to be imported first.
@@ -32,6 +32,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 D = Settings()  # the defaults shown in --help are the library's own
+FEATHER_HELP = ("Seam width in px: new and old pixels blend over this band next to the regenerated area; "
+                "every pixel farther away stays exactly as it was (default: 1/32 of the picture's shorter side, "
+                "at least 1).")
+SIZE_HELP = (f"Width and height in pixels (default: the model's own, 64 for the bundled toy; else "
+             f"{GPU_SIZE} on a GPU with the memory for it, {CPU_SIZE} elsewhere).")
 
 PROMPTS, OUTPUT, INIT, CUT, OPT, MODELS, RUN = (
     "Prompts", "Output", "Start image", "Cutouts", "Optimizer", "Models", "Run",

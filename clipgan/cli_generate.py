@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.cli import CUT, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN, D, app, given, notices, user_errors
+from clipgan.cli import CUT, FEATHER_HELP, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN, SIZE_HELP, D, app, given, notices, user_errors
 from clipgan.config import DEFAULT_FPS, Augment, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError, NumericError
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
@@ -55,7 +55,7 @@ def generate(
     prompts: Annotated[Optional[list[str]], typer.Argument(help='Text prompts "text:weight:stop"; "a | b" holds two.', show_default=False)] = None,
     iterations: Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)] = D.iterations,
     change_prompt_every: Annotated[int, typer.Option(help='Steps per part of a story prompt "a ^ b ^ c" (0: spread over the run).', rich_help_panel=PROMPTS)] = D.change_prompt_every,
-    size: Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=OUTPUT)] = D.size,
+    size: Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=SIZE_HELP, rich_help_panel=OUTPUT, show_default=False)] = D.size,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="png, jpg or webp; default: named after the prompt.", rich_help_panel=OUTPUT)] = None,
     save_every: Annotated[int, typer.Option(help="Rewrite the output every N steps (0: only at the end).", rich_help_panel=OUTPUT)] = 0,
     frames_dir: Annotated[Optional[Path], typer.Option(help="With --save-every, also write numbered frames here.", rich_help_panel=OUTPUT)] = None,
@@ -65,8 +65,8 @@ def generate(
     init_image: Annotated[Optional[str], typer.Option(help="Start from this image.", rich_help_panel=INIT)] = D.init_image,
     init_weight: Annotated[float, typer.Option(help="Pull towards the starting latent.", rich_help_panel=INIT)] = D.init_weight,
     init_noise: Annotated[InitNoise, typer.Option(help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=INIT)] = InitNoise(D.init_noise),
-    mask: Annotated[Optional[str], typer.Option(help="With --init-image: regenerate only the white part; black stays exactly as it was. The picture keeps its own size.", rich_help_panel=EDIT)] = D.mask,
-    feather: Annotated[int, typer.Option(help="Seam of --mask in px: the new part blends in over 2x this outside the mask.", rich_help_panel=EDIT)] = D.feather,
+    mask: Annotated[Optional[str], typer.Option(help="With --init-image: regenerate only the white part; black stays exactly as it was beyond the --feather band. The picture keeps its own size.", rich_help_panel=EDIT)] = D.mask,
+    feather: Annotated[Optional[int], typer.Option(help=FEATHER_HELP, rich_help_panel=EDIT, show_default=False)] = D.feather,
     upscale: Annotated[Optional[float], typer.Option(help="Enlarge the result by this factor (>1), then refine it at the larger size.", rich_help_panel=EDIT)] = D.upscale,
     upscale_steps: Annotated[int, typer.Option(help="Refinement steps at the larger size (with --upscale).", rich_help_panel=EDIT)] = D.upscale_steps,
     tv_weight: Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)] = D.tv_weight,

@@ -15,8 +15,19 @@ from clipgan.errors import ClipganError
 from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_VQGAN
 
 DEFAULT_FPS = 24.0  # videos: progress, morph and zoom
-FEATHER_PX = 8  # edit seams: the soft band reaches 2 * FEATHER_PX px outside a mask
 UPSCALE_STEPS = 20  # refinement steps after upscaling
+# The size of a run when none is given, for models without one of their own (the registry's
+# `size`; the bundled toy: 64): the peers' 512 on a GPU whose free memory fits a step there,
+# else 256 (a CPU step at 512 takes seconds, and 100 of them minutes).
+GPU_SIZE, CPU_SIZE = 512, 256
+# The default --feather: this share of the picture's shorter side, at least 1 px (2 px at 64,
+# 8 at 256, 16 at 512), so the blended seam stays a thin band whatever the size.
+FEATHER_SHARE = 1 / 32
+
+
+def default_feather(size: tuple[int, int]) -> int:
+    """Seam width in px for a picture of `size` (W, H) when `feather` is not given."""
+    return max(1, round(min(size) * FEATHER_SHARE))
 
 
 class Optimizer(str, Enum):
@@ -61,12 +72,14 @@ class Settings:
     image_prompts: list[str] = field(default_factory=list)  # "path:weight:stop"
     iterations: int = 100
     change_prompt_every: int = 0  # "a ^ b" stories: steps per part (0: spread over the run)
-    size: tuple[int, int] = (64, 64)  # width, height; rounded to the VQGAN's factor; the bundled models see 64 px
+    # width, height, rounded to the VQGAN's factor; None: the model's own (the bundled toy: 64),
+    # else GPU_SIZE where a step fits in the GPU's memory, else CPU_SIZE (pipeline.run_size)
+    size: tuple[int, int] | None = None
     init_image: str | None = None
     init_weight: float = 0.0  # pulls z towards its starting point
     init_noise: str = InitNoise.codes.value
     mask: str | None = None  # with init_image: white = regenerate, black = keep exactly (inpainting)
-    feather: int = FEATHER_PX  # px; the mask's seam blends over 2 * feather px outside it
+    feather: int | None = None  # px the mask's seam blends over outside it; None: default_feather(size)
     tv_weight: float = 0.0  # total variation: smooths the decoded image
     upscale: float | None = None  # >1: after the run, enlarge by this and refine at the larger size
     upscale_steps: int = UPSCALE_STEPS
@@ -120,13 +133,8 @@ class Settings:
             value = getattr(self, name)
             setattr(self, name, value.value if isinstance(value, Enum) else value)
         self.augments = tuple(a.value if isinstance(a, Enum) else a for a in self.augments)
-        size = self.size
-        if isinstance(size, int):
-            size = (size, size)
-        try:
-            self.size = (int(size[0]), int(size[1]))
-        except (TypeError, ValueError, LookupError, OverflowError):
-            raise ClipganError(f"size must be two integers (width height), got {size!r}") from None
+        if self.size is not None:
+            self.size = _pair(self.size)
 
     def validate(self) -> None:
         _check_type(self.iterations, int, "iterations")
@@ -138,7 +146,7 @@ class Settings:
             raise ClipganError(f"iterations must be at least 1, got {self.iterations}")
         if self.cutn < 1:
             raise ClipganError(f"cutn must be at least 1, got {self.cutn}")
-        if min(self.size) < 1:
+        if self.size is not None and min(self.size) < 1:
             raise ClipganError(f"size must be positive, got {self.size[0]}x{self.size[1]}")
         for name in ("lr", "cut_pow", "init_weight", "tv_weight"):
             _check_type(getattr(self, name), (int, float), name)
@@ -159,9 +167,10 @@ class Settings:
             raise ClipganError("mask must be a file path or URL (clipgan.edit.inpaint takes images and tensors)")
         if self.mask is not None and not self.init_image:
             raise ClipganError("--mask needs --init-image (the picture whose masked part is regenerated)")
-        _check_type(self.feather, int, "feather")
-        if self.feather < 0:
-            raise ClipganError(f"feather must be 0 or more, got {self.feather}")
+        if self.feather is not None:
+            _check_type(self.feather, int, "feather")
+            if self.feather < 0:
+                raise ClipganError(f"feather must be 0 or more, got {self.feather}")
         if self.upscale is not None:
             _check_type(self.upscale, (int, float), "upscale")
             if not (self.upscale > 1 and math.isfinite(self.upscale)):
@@ -173,6 +182,15 @@ class Settings:
             _check_type(self.seed, int, "seed")
             if not 0 <= self.seed < 2**63:
                 raise ClipganError(f"seed must be between 0 and 2**63-1, got {self.seed}")
+
+
+def _pair(size) -> tuple[int, int]:
+    if isinstance(size, int):
+        size = (size, size)
+    try:
+        return (int(size[0]), int(size[1]))
+    except (TypeError, ValueError, LookupError, OverflowError):
+        raise ClipganError(f"size must be two integers (width height), got {size!r}") from None
 
 
 def _items(value, name: str) -> list:

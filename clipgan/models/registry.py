@@ -28,6 +28,7 @@ class VQGANEntry:
     config_sha256: str | None = None  # None: no published hash we can vouch for
     checkpoint_sha256: str | None = None
     bundled: bool = False  # shipped in the repo's checkpoints/ folder, never downloaded
+    size: int | None = None  # px per side it was made for (a run's default); None: by device (config.GPU_SIZE)
     # File names inside the checkpoints dir; empty means f"{name}.yaml" / f"{name}.ckpt".
     config_file: str = ""
     checkpoint_file: str = ""
@@ -67,6 +68,7 @@ _ENTRIES = [
         name="toy",
         description="tiny VQGAN trained on the bundled shapes world (runs on CPU in seconds)",
         bundled=True,
+        size=64,  # its CLIP and VQGAN were trained on 64 px renders: larger sizes come out as stripes
         config_file="toy-vqgan.yaml",
         checkpoint_file="toy-vqgan.ckpt",
     ),
