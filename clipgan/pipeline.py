@@ -100,7 +100,10 @@ def load_models(settings: Settings) -> Models:
     if settings.vqgan_config:
         config, checkpoint = settings.vqgan_config, settings.vqgan_checkpoint
     else:
+        from clipgan.models.checksums import verify_entry
+
         config, checkpoint = registry.resolve_vqgan(settings.vqgan)
+        verify_entry(registry.get_entry(settings.vqgan), Path(config), Path(checkpoint))
     vqgan = load_vqgan(config, checkpoint, trust=settings.trust_checkpoint, device=device)
     perceptors = []
     for spec in settings.clip:
