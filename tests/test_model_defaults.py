@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +123,10 @@ def test_exception_bad_feather_and_size_are_one_line(tiny_settings, tmp_path):
             args += ["--init-image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "m.png")]
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_feature_examples_without_size_take_the_models_size(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "examples" / "basic_generation.py"
+    main = runpy.run_path(str(script))["main"]
+    path = main(["--out", str(tmp_path), "--iterations", "1"], cutn=1, device="cpu")
+    assert Image.open(path).size == (64, 64)  # the bundled models' own size, from the registry
