@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from clipgan.io import read_settings
 from clipgan.cli import app
 from clipgan.config import CPU_SIZE, Settings, default_feather
+from clipgan.io import read_settings
 from clipgan.models.registry import VQGAN_MODELS
 from clipgan.pipeline import default_size, load_models, run_size
 
