@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install browser test test-slow demo toy-models gallery ui-screenshot docs bench bench-gpu
+.PHONY: install browser test test-slow check-floors demo toy-models gallery ui-screenshot docs bench bench-gpu
 
 install: $(STAMP) browser
 
@@ -23,6 +23,18 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# the lowest versions pyproject allows (each ">=" read as "=="), in a throwaway venv .floors/,
+# then the tests that touch torch, kornia, open_clip, taming and typer on this checkout
+FLOOR_TESTS := tests/test_cli_run.py tests/test_cutouts.py tests/test_models.py \
+	tests/test_model_defaults.py tests/test_video.py
+check-floors:
+	rm -rf .floors && python3 -m venv .floors
+	python3 -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
+		print("\n".join(x.split("#")[0].replace(">=", "==") for x in d))' > .floors/requirements.txt
+	.floors/bin/python -m pip install -q -r .floors/requirements.txt pytest pytest-timeout hypothesis
+	.floors/bin/python -m pip freeze | grep -iE '^(torch|torchvision|kornia|open.clip.torch|typer|pillow|imageio)=='
+	PYTHONPATH=$(CURDIR) .floors/bin/python -m pytest -q -p no:cacheprovider $(FLOOR_TESTS)
 
 demo: install
 	.venv/bin/clipgan generate "a red circle on a blue background"

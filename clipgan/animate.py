@@ -319,15 +319,16 @@ def _split_kwargs(options_cls, settings: Settings | None, kwargs: dict):
     return options, s
 
 
-def _setup(s: Settings, models: "Models | None", size: tuple[int, int] | None = None):
-    """Models loaded, seed drawn, size fitted to the VQGAN: the settings as they will run."""
-    from clipgan.pipeline import draw_seed, fit_size, load_models
+def _setup(s: Settings, models: "Models | None", box_of: tuple[int, int] | None = None):
+    """Models loaded, seed drawn, size fitted to the VQGAN (and the size a box that a source of
+    size `box_of` fits in): the settings as they will run."""
+    from clipgan.pipeline import draw_seed, load_models, run_size
 
     from clipgan.memory import check_memory
 
     models = models or load_models(s)
     seed = s.seed if s.seed is not None else draw_seed()
-    s = s.replace(seed=seed, size=fit_size(size or s.size, models.vqgan.factor))
+    s = s.replace(seed=seed, size=run_size(s, models, box_of))
     check_memory(s, models)  # keyframes and frames all run at this size: refused before the first
     return s, models
 
@@ -594,12 +595,6 @@ def _zoom(schedule, o: ZoomOptions, s: Settings, models: "Models", callback, res
 # ---------------------------------------------------------------- restyle
 
 
-def fit_inside(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
-    """The largest size with the aspect ratio of `size` that fits in `box` (width, height)."""
-    scale = min(box[0] / size[0], box[1] / size[1])
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
-
-
 def restyle(
     video: str,
     prompts: Sequence[PromptItem],
@@ -612,8 +607,9 @@ def restyle(
 ) -> Iterator[Frame]:
     """Every frame of `video` restyled towards the prompts; see `RestyleOptions`.
 
-    The output keeps the source's aspect ratio inside settings.size and one frame per source
-    frame (write it at `clipgan.video.video_fps(video)` to keep the timing). Each frame starts
+    The output keeps the source's aspect ratio inside settings.size (by default the model's own
+    size, `pipeline.default_size`) and one frame per source frame (write it at
+    `clipgan.video.video_fps(video)` to keep the timing). Each frame starts
     from the source frame mixed with the previous output (`blend`), encoded.
     """
     from clipgan.video import iter_frames, read_video_info
@@ -628,7 +624,7 @@ def restyle(
     frames = iter_frames(video)
     first = next(frames)
     frames.close()
-    s, models = _setup(s, models, fit_inside(first.size, s.size))
+    s, models = _setup(s, models, box_of=first.size)
     return _restyle(video, count, schedule, opts, s, models, callback, resume)
 
 

@@ -33,8 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 D = Settings()  # the defaults shown in --help are the library's own
-
-from clipgan.cli_options import CUT, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN  # noqa: E402,F401  (help panels)
+from clipgan.cli_options import CUT, FEATHER_HELP, INIT, MODELS, OPT, OUTPUT, PROMPTS, RUN, SIZE_HELP  # noqa: E402,F401
 
 
 def user_errors(fn):

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from clipgan.animate import EASINGS, MODES, MorphOptions, RestyleOptions, ZoomOptions
-from clipgan.cli import app, notices, user_errors
+from clipgan.cli import SIZE_HELP, app, notices, user_errors
 from clipgan.cli_options import (Augments, Clip, Cutn, CutPow, Device, Lr, OptimizerOpt, Seed, VqganCheckpoint,
                                  VqganConfig, clip_name)
 from clipgan.cli_options import augments as peer_augments
@@ -30,7 +30,7 @@ VIDEO, ANIM, CUT, OPT, MODELS, RUN = "Video", "Animation", "Cutouts", "Optimizer
 # Options every animation command shares, declared once (the rest are generate's, in cli_options).
 Output = Annotated[Path, typer.Option("-o", "--output", help="mp4, webm or gif.", show_default=False, rich_help_panel=VIDEO)]
 Fps = Annotated[float, typer.Option(help="Frames per second.", rich_help_panel=VIDEO)]
-Size = Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=VIDEO)]
+Size = Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=SIZE_HELP, rich_help_panel=VIDEO, show_default=False)]
 StepsPerFrame = Annotated[int, typer.Option(help="Optimization steps for each frame.", rich_help_panel=ANIM)]
 InitImage = Annotated[Optional[str], typer.Option(help="Start the first frame from this image.", rich_help_panel=ANIM)]
 InitWeight = Annotated[float, typer.Option(help="Pull each frame towards its starting latent (steadier frames).", rich_help_panel=OPT)]
@@ -261,7 +261,7 @@ def restyle(
     steps_per_frame: StepsPerFrame = R.steps_per_frame,
     blend: Annotated[float, typer.Option(help="Share of the previous output in each frame's start (0-1): higher is steadier.", rich_help_panel=ANIM)] = R.blend,
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.", rich_help_panel=ANIM)] = R.max_frames,
-    size: Annotated[tuple[int, int], typer.Option("-s", "--size", help="Box the output fits in, keeping the source's aspect ratio.", rich_help_panel=VIDEO)] = D.size,
+    size: Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=SIZE_HELP.replace("Width and height in pixels", "Box the output fits in, keeping the source's aspect ratio"), rich_help_panel=VIDEO, show_default=False)] = D.size,
     init_weight: InitWeight = D.init_weight,
     tv_weight: TvWeight = D.tv_weight,
     cutn: Cutn = D.cutn,

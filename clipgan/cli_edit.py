@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.cli import app, notices, user_errors
-from clipgan.config import FEATHER_PX, UPSCALE_STEPS, Precision, Settings
+from clipgan.cli import FEATHER_HELP, app, notices, user_errors
+from clipgan.config import UPSCALE_STEPS, Precision, Settings
 from clipgan.errors import ClipganError
 
 D = Settings()
@@ -139,7 +139,7 @@ def outpaint(
     prompts: Annotated[list[str], typer.Argument(help='What the new area shows: "text:weight:stop".', show_default=False)],
     extend: Annotated[str, typer.Option(help="Pixels to add per side: left=128,right=128,top=0,bottom=0 (sides left out: 0).")],
     output: Output = None,
-    feather: Annotated[int, typer.Option(help="Seam width in px: the new area blends in over 2x this.")] = FEATHER_PX,
+    feather: Annotated[Optional[int], typer.Option(help=FEATHER_HELP, show_default=False)] = D.feather,
     fill: Annotated[str, typer.Option(help="How the new area starts: replicate (the border) or noise.")] = "replicate",
     iterations: Iterations = D.iterations,
     seed: Seed = D.seed,
@@ -160,12 +160,10 @@ def outpaint(
     sides = _parse_extend(extend)
     if fill not in ("replicate", "noise"):
         raise ClipganError(f"unknown --fill {fill!r}; use replicate or noise")
-    if feather < 0:
-        raise ClipganError(f"feather must be 0 or more, got {feather}")
     _check_image(image)
     output = check_output(output or _output_for(image, "outpaint"))
     settings = Settings().replace(prompts=prompts, iterations=iterations, seed=seed, cutn=cutn, lr=lr, device=device,
-                                  precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
+                                  precision=precision, feather=feather, vqgan=vqgan, vqgan_config=vqgan_config,
                                   vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip),
                                   trust_checkpoint=trust_checkpoint)
     job = {"kind": "outpaint", "image": str(image.resolve()), "extend": sides, "feather": feather, "fill": fill,

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from clipgan import cli_options as O
-from clipgan.cli import MODELS, OPT, OUTPUT, RUN, D, app, given, notices, user_errors
+from clipgan.cli import FEATHER_HELP, MODELS, OPT, OUTPUT, RUN, D, app, given, notices, user_errors
 from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings, Switch
 from clipgan.errors import ClipganError, NumericError, brief
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
@@ -88,8 +88,8 @@ def generate(
     init_image: O.InitImage = D.init_image,
     init_weight: O.InitWeight = D.init_weight,
     init_noise: O.InitNoiseOpt = InitNoise(D.init_noise),
-    mask: Annotated[Optional[str], typer.Option(help="With --init-image: regenerate only the white part; black stays exactly as it was. The picture keeps its own size.", rich_help_panel=EDIT)] = D.mask,
-    feather: Annotated[int, typer.Option(help="Seam of --mask in px: the new part blends in over 2x this outside the mask.", rich_help_panel=EDIT)] = D.feather,
+    mask: Annotated[Optional[str], typer.Option(help="With --init-image: regenerate only the white part; black stays exactly as it was beyond the --feather band. The picture keeps its own size.", rich_help_panel=EDIT)] = D.mask,
+    feather: Annotated[Optional[int], typer.Option(help=FEATHER_HELP, rich_help_panel=EDIT, show_default=False)] = D.feather,
     upscale: Annotated[Optional[float], typer.Option(help="Enlarge the result by this factor (>1), then refine it at the larger size.", rich_help_panel=EDIT)] = D.upscale,
     upscale_steps: Annotated[int, typer.Option(help="Refinement steps at the larger size (with --upscale).", rich_help_panel=EDIT)] = D.upscale_steps,
     tv_weight: Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)] = D.tv_weight,

@@ -13,11 +13,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.config import Augment, CutMethod, InitNoise, Optimizer, Settings
+from clipgan.config import CPU_SIZE, GPU_SIZE, Augment, CutMethod, InitNoise, Optimizer, Settings
 from clipgan.errors import ClipganError
 
 D = Settings()
 PROMPTS, OUTPUT, INIT, CUT, OPT, MODELS, RUN = "Prompts", "Output", "Start image", "Cutouts", "Optimizer", "Models", "Run"
+FEATHER_HELP = ("Seam width in px: new and old pixels blend over this band next to the regenerated area; "
+                "every pixel farther away stays exactly as it was (default: 1/32 of the picture's shorter side, "
+                "at least 1).")
+SIZE_HELP = (f"Width and height in pixels (default: the model's own, 64 for the bundled toy; else "
+             f"{GPU_SIZE} on a GPU with the memory for it, {CPU_SIZE} elsewhere).")
+
 
 Iterations = Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)]
 Prompt = Annotated[Optional[list[str]], typer.Option("-p", "--prompt", help='Text prompt, as the arguments ("a:2 | b" holds two); repeatable.', show_default=False, rich_help_panel=PROMPTS)]
@@ -25,7 +31,7 @@ ChangePromptEvery = Annotated[int, typer.Option("-cpe", "--change-prompt-every",
 ImagePrompt = Annotated[Optional[list[str]], typer.Option("-ip", "--image-prompt", help='Image prompt path[:weight[:stop]]; "a.png | b.png" holds two; repeatable.', show_default=False, rich_help_panel=PROMPTS)]
 NoiseSeeds = Annotated[Optional[str], typer.Option("-nps", "--noise-prompt-seeds", help='Noise prompts: seeds of random CLIP targets, "1,2" or "1 2".', show_default=False, rich_help_panel=PROMPTS)]
 NoiseWeights = Annotated[Optional[str], typer.Option("-npw", "--noise-prompt-weights", help="Their weights, in the same order (missing ones: 1).", show_default=False, rich_help_panel=PROMPTS)]
-Size = Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=OUTPUT)]
+Size = Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=SIZE_HELP, rich_help_panel=OUTPUT, show_default=False)]
 SaveEvery = Annotated[int, typer.Option("-se", "--save-every", help="Rewrite the output every N steps (0: only at the end).", rich_help_panel=OUTPUT)]
 InitImage = Annotated[Optional[str], typer.Option("-ii", "--init-image", help="Start from this image.", rich_help_panel=INIT)]
 InitWeight = Annotated[float, typer.Option("-iw", "--init-weight", help="Pull towards the starting latent.", rich_help_panel=INIT)]

@@ -16,8 +16,19 @@ from clipgan.errors import ClipganError, brief
 from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_VQGAN
 
 DEFAULT_FPS = 24.0  # videos: progress, morph and zoom
-FEATHER_PX = 8  # edit seams: the soft band reaches 2 * FEATHER_PX px outside a mask
 UPSCALE_STEPS = 20  # refinement steps after upscaling
+# The size of a run when none is given, for models without one of their own (the registry's
+# `size`; the bundled toy: 64): the peers' 512 on a GPU whose free memory fits a step there,
+# else 256 (a CPU step at 512 takes seconds, and 100 of them minutes).
+GPU_SIZE, CPU_SIZE = 512, 256
+# The default --feather: this share of the picture's shorter side, at least 1 px (2 px at 64,
+# 8 at 256, 16 at 512), so the blended seam stays a thin band whatever the size.
+FEATHER_SHARE = 1 / 32
+
+
+def default_feather(size: tuple[int, int]) -> int:
+    """Seam width in px for a picture of `size` (W, H) when `feather` is not given."""
+    return max(1, round(min(size) * FEATHER_SHARE))
 
 
 class Optimizer(str, Enum):
@@ -75,12 +86,14 @@ class Settings:
     noise_prompt_weights: list[float] = field(default_factory=list)  # one per seed; missing ones are 1
     iterations: int = 100
     change_prompt_every: int = 0  # "a ^ b" stories: steps per part (0: spread over the run)
-    size: tuple[int, int] = (64, 64)  # width, height; rounded to the VQGAN's factor; the bundled models see 64 px
+    # width, height, rounded to the VQGAN's factor; None: the model's own (the bundled toy: 64),
+    # else GPU_SIZE where a step fits in the GPU's memory, else CPU_SIZE (pipeline.run_size)
+    size: tuple[int, int] | None = None
     init_image: str | None = None
     init_weight: float = 0.0  # pulls z towards its starting point
     init_noise: str = InitNoise.codes.value
     mask: str | None = None  # with init_image: white = regenerate, black = keep exactly (inpainting)
-    feather: int = FEATHER_PX  # px; the mask's seam blends over 2 * feather px outside it
+    feather: int | None = None  # px the mask's seam blends over outside it; None: default_feather(size)
     tv_weight: float = 0.0  # total variation: smooths the decoded image
     upscale: float | None = None  # >1: after the run, enlarge by this and refine at the larger size
     upscale_steps: int = UPSCALE_STEPS
@@ -146,6 +159,8 @@ class Settings:
             setattr(self, name, value.value if isinstance(value, Enum) else value)
         self.augments = tuple(a.value if isinstance(a, Enum) else a for a in self.augments)
         size = self.size
+        if size is None:  # the model's own size, chosen when the models are known (pipeline.run_size)
+            return
         if _is_int(size):
             size = (size, size)
         if isinstance(size, (str, bytes, dict)) or not hasattr(size, "__len__") or len(size) != 2 \
@@ -173,11 +188,12 @@ class Settings:
         _check_int(self.iterations, "iterations", 1)
         _check_int(self.cutn, "cutn", 1)
         _check_int(self.change_prompt_every, "change-prompt-every", 0)
-        _check_int(self.feather, "feather", 0, MAX_FEATHER)
+        if self.feather is not None:  # None: a band of 1/32 of the shorter side
+            _check_int(self.feather, "feather", 0, MAX_FEATHER)
         _check_int(self.upscale_steps, "upscale-steps", 1)
-        if min(self.size) < 1:
+        if self.size is not None and min(self.size) < 1:
             raise ClipganError(f"size must be positive, got {self.size[0]}x{self.size[1]}")
-        if max(self.size) > MAX_SIDE:
+        if self.size is not None and max(self.size) > MAX_SIDE:
             raise ClipganError(f"size must be at most {MAX_SIDE} px per side, got {self.size[0]}x{self.size[1]}")
         for name in ("lr", "cut_pow", "init_weight", "tv_weight"):
             _check_number(getattr(self, name), _flag(name))
@@ -212,7 +228,7 @@ class Settings:
             _check_number(self.upscale, "upscale")
             if not self.upscale > 1:
                 raise ClipganError(f"upscale must be more than 1, got {self.upscale:g}")
-            if max(self.size) * self.upscale > MAX_SIDE:  # refused now, not after the first run
+            if self.size is not None and max(self.size) * self.upscale > MAX_SIDE:  # refused now, not after the first run
                 raise ClipganError(f"upscale {self.upscale:g} of {self.size[0]}x{self.size[1]} is more than "
                                    f"{MAX_SIDE} px per side")
         if self.seed is not None:

@@ -1,5 +1,9 @@
 """Resumable, checksummed downloads of model files (stdlib urllib + a tqdm bar).
 
+A registry model is checked against its published sha256 where there is one; otherwise the
+first download's sha256 and size are recorded beside it (clipgan.models.checksums) and checked
+at every later use.
+
 A download streams into `<dest>.part` and only an os.replace puts it under its final
 name, so a file under the final name is always complete. An interrupted download keeps
 its .part, and the next call resumes it with an HTTP Range request.
@@ -7,7 +11,6 @@ its .part, and the next call resumes it with an HTTP Range request.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -20,7 +23,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from clipgan.errors import ClipganError
-from clipgan.models import registry
+from clipgan.models import checksums, registry
 
 DEFAULT_TIMEOUT = 30.0  # seconds per socket operation, not for the whole file
 CHUNK = 1 << 20
@@ -39,12 +42,7 @@ def part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_of = checksums.sha256_of
 
 
 def fetch(
@@ -87,9 +85,21 @@ def download_model(name: str, root: Path | str | None = None, progress: bool = T
         raise ClipganError(f"model {name!r} has no download URL registered")
     # The small yaml first: a bad link shows up before a gigabyte is spent.
     return [
-        fetch(entry.config_url, config_path, entry.config_sha256, progress),
-        fetch(entry.checkpoint_url, ckpt_path, entry.checkpoint_sha256, progress),
+        _fetch_checked(entry, entry.config_url, config_path, entry.config_sha256, progress),
+        _fetch_checked(entry, entry.checkpoint_url, ckpt_path, entry.checkpoint_sha256, progress),
     ]
+
+
+def _fetch_checked(entry, url: str, dest: Path, published: str | None, progress: bool) -> Path:
+    """fetch(), then: a file that was already there is checked like any use; a new download
+    without a published hash gets its sha256 and size recorded (trust on first use)."""
+    existed = Path(dest).exists()
+    path = fetch(url, dest, published, progress)
+    if existed:
+        checksums.verify(path, published, entry.name, url)
+    elif not published:
+        checksums.remember(path, sha256_of(path), url)
+    return path
 
 
 def _check_existing(dest: Path, sha256: str | None) -> Path:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from clipgan.config import UPSCALE_STEPS, Settings
+from clipgan.config import UPSCALE_STEPS, Settings, default_feather
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError
 from clipgan.io import grey, open_image, rgb, to_pil, to_tensor
@@ -62,17 +62,20 @@ def latent_mask(mask: Tensor, factor: int) -> Tensor:
 
 
 def feather(mask: Tensor, radius_px: int) -> Tensor:
-    """A soft copy of the mask for compositing: exactly 1 on masked pixels, exactly 0 farther
-    than 2 * radius_px from them, smooth in between (dilate by r, then blur within r)."""
+    """A soft copy of the mask for compositing: exactly 1 on masked pixels, exactly 0 outside
+    the mask dilated by radius_px (a square of side 2r+1), smooth in between (dilate by r//2,
+    then blur within the rest of r)."""
     m = hard(mask).float()
     if radius_px <= 0:
         return m
     import kornia
 
-    r = int(radius_px)
-    grown = F.max_pool2d(m, 2 * r + 1, stride=1, padding=r)
-    # a finite (2r+1) kernel of positive weights: zero beyond its reach stays exactly zero
-    soft = kornia.filters.gaussian_blur2d(grown, (2 * r + 1, 2 * r + 1), (r / 2, r / 2), border_type="replicate")
+    grow = int(radius_px) // 2
+    blur = int(radius_px) - grow  # >= 1
+    grown = F.max_pool2d(m, 2 * grow + 1, stride=1, padding=grow) if grow else m
+    # a finite (2b+1) kernel of positive weights: zero beyond its reach stays exactly zero
+    soft = kornia.filters.gaussian_blur2d(grown, (2 * blur + 1, 2 * blur + 1), (blur / 2, blur / 2),
+                                          border_type="replicate")
     return torch.maximum(soft.clamp(0, 1), m)
 
 
@@ -125,6 +128,13 @@ def _settings(prompts, settings: dict) -> Settings:
     if prompts:
         settings["prompts"] = list(prompts)
     return base.replace(**settings)
+
+
+def _feather_px(given: int | None, s: Settings, size: tuple[int, int]) -> int:
+    """The seam width a run records: the argument, else the settings', else the picture's default."""
+    if given is not None:
+        return given
+    return s.feather if s.feather is not None else default_feather(size)
 
 
 def _as_image(image: ImageLike) -> Image.Image:
@@ -220,8 +230,8 @@ def inpaint(prompts, init_image: ImageLike, mask: MaskLike, *, models=None,
 
     The picture is used at its own size (`size` is ignored and recorded as the picture's);
     sides that are not a multiple of the VQGAN factor are padded for the run and cropped after.
-    Pixels farther than 2 * feather_px (default: the settings' `feather`) from the mask equal
-    the input exactly. When picture and mask are files, the Result's settings name both, so
+    Pixels outside the mask dilated by feather_px (default: the settings' `feather`, else
+    `config.default_feather` of the picture) equal the input exactly. When picture and mask are files, the Result's settings name both, so
     `generate(settings=result.settings)` runs the same inpainting again.
     """
     from clipgan.pipeline import Result
@@ -233,7 +243,7 @@ def inpaint(prompts, init_image: ImageLike, mask: MaskLike, *, models=None,
     files = isinstance(init_image, (str, Path))
     s = s.replace(size=picture.size, init_image=str(init_image) if files else s.init_image,
                   mask=str(mask) if files and isinstance(mask, (str, Path)) else None,
-                  feather=s.feather if feather_px is None else feather_px)
+                  feather=_feather_px(feather_px, s, picture.size))
     m = mask if isinstance(mask, Tensor) else load_mask(mask, picture.size)
     if m.shape[-2:] != (picture.height, picture.width):
         raise ClipganError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the picture is {picture.width}x{picture.height}")
@@ -305,14 +315,16 @@ def outpaint(image: ImageLike, prompts, *, extend: Mapping[str, int], models=Non
     The result is exactly (left + W + right) x (top + H + bottom): no rounding is visible.
     When that is not a multiple of the VQGAN factor, the run pads right/bottom up to the next
     multiple and crops it off. The original pixels are kept exactly; the seam is feathered
-    inward, over the first 2 * feather_px px of the new area (default: the settings' `feather`).
+    inward, over the first feather_px px of the new area (default: the settings' `feather`,
+    else `config.default_feather` of the result).
     """
     from clipgan.pipeline import Result
 
     picture = _as_image(image)
     s, models = _prepare(prompts, settings, models)
     start, border, mask = grow(to_tensor(picture, device=models.device), extend, fill)
-    s = s.replace(size=(start.shape[-1], start.shape[-2]), feather=s.feather if feather_px is None else feather_px)
+    size = (start.shape[-1], start.shape[-2])
+    s = s.replace(size=size, feather=_feather_px(feather_px, s, size))
     soft = 1 - feather(1 - mask, s.feather)  # exactly 0 on the original, 1 deep in the new area
     out, last, losses = _masked_edit(s, models, start, border, mask, soft, callback, resume, lower="--extend")
     return Result(to_pil(out), s.seed, s, losses, last.z)

@@ -112,7 +112,10 @@ def _load_models(settings: Settings) -> Models:
     if settings.vqgan_config:
         config, checkpoint = settings.vqgan_config, settings.vqgan_checkpoint
     else:
+        from clipgan.models.checksums import verify_entry
+
         config, checkpoint = registry.resolve_vqgan(settings.vqgan)
+        verify_entry(registry.get_entry(settings.vqgan), Path(config), Path(checkpoint))
     vqgan = load_vqgan(config, checkpoint, trust=settings.trust_checkpoint, device=device)
     perceptors = []
     for spec in settings.clip:
@@ -120,6 +123,35 @@ def _load_models(settings: Settings) -> Models:
         full = f"{files[0]}:{files[1]}" if files else spec
         perceptors.append(load_clip(full, device=device, trust=settings.trust_checkpoint))
     return Models(vqgan, perceptors, device)
+
+
+def default_size(settings: Settings, models: Models) -> tuple[int, int]:
+    """The size of a run that names none: the registry model's own (the bundled toy: 64), else
+    GPU_SIZE on a GPU where a step at that size fits in free memory, else CPU_SIZE."""
+    from clipgan.config import CPU_SIZE, GPU_SIZE
+    from clipgan.memory import check_memory
+    from clipgan.models import registry
+
+    own = None if settings.vqgan_config else registry.get_entry(settings.vqgan).size
+    if own:
+        return own, own
+    if models.device.type in ("cuda", "mps"):
+        try:
+            check_memory(settings.replace(size=(GPU_SIZE, GPU_SIZE)), models)
+            return GPU_SIZE, GPU_SIZE
+        except ClipganError:  # too big here: the smaller size, whose own check comes later
+            pass
+    return CPU_SIZE, CPU_SIZE
+
+
+def run_size(settings: Settings, models: Models, box_of: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The size a run uses: settings.size or default_size, fitted to the VQGAN's factor. With
+    `box_of` (a source picture's W, H) that size is a box the source's aspect ratio fits in."""
+    size = settings.size or default_size(settings, models)
+    if box_of is not None:
+        scale = min(size[0] / box_of[0], size[1] / box_of[1])
+        size = max(1, round(box_of[0] * scale)), max(1, round(box_of[1] * scale))
+    return fit_size(size, models.vqgan.factor)
 
 
 def fit_size(size: tuple[int, int], factor: int) -> tuple[int, int]:
@@ -260,7 +292,7 @@ def generate(
         return run_edit(s, models=models, callback=callback, resume=resume)
     models = models or load_models(s)
     seed = s.seed if s.seed is not None else draw_seed()
-    s = s.replace(seed=seed, size=fit_size(s.size, models.vqgan.factor))
+    s = s.replace(seed=seed, size=run_size(s, models))
     check_memory(s, models)  # refuse now rather than run out of memory mid-step
     torch.manual_seed(seed)
     guides = build_guides(s, models)

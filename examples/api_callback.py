@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None, **settings) -> list[Path]:
     parser.add_argument("--prompt", default="a purple square on an orange background")
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--every", type=int, default=5, help="keep a frame every N steps")
-    parser.add_argument("--size", type=int, default=64, help="pixels per side (64: the bundled models' own size)")
+    parser.add_argument("--size", type=int, help="pixels per side (default: the model's own, 64 for the bundled ones)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None, **settings) -> list[Path]:
                 print(f"step {step.index:4d}  loss {step.loss:.4f}  ({parts})", flush=True)
 
         result = clipgan.generate(args.prompt, callback=on_step, iterations=args.iterations,
-                                  size=(args.size, args.size), seed=args.seed, **settings)
+                                  size=args.size and (args.size, args.size), seed=args.seed, **settings)
     picture = save_image(result.image, args.out / "callback.png", result.settings.to_dict())
     print(f"{picture} and {video.path} ({video.frames} frames); loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}")
     return [picture, video.path]

@@ -22,12 +22,12 @@ def main(argv: list[str] | None = None, **settings) -> Path:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("CLIPGAN_EXAMPLES_OUT", ".")))
     parser.add_argument("--prompt", default="a red circle on a blue background")
     parser.add_argument("--iterations", type=int, default=100)
-    parser.add_argument("--size", type=int, default=64, help="pixels per side (64: the bundled models' own size)")
+    parser.add_argument("--size", type=int, help="pixels per side (default: the model's own, 64 for the bundled ones)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    result = clipgan.generate(args.prompt, iterations=args.iterations, size=(args.size, args.size),
+    result = clipgan.generate(args.prompt, iterations=args.iterations, size=args.size and (args.size, args.size),
                               seed=args.seed, **settings)
     path = save_image(result.image, args.out / "basic.png", result.settings.to_dict())
     print(f"{path}: {args.prompt!r}, seed {result.seed}, final loss {result.losses[-1]:.3f}")

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None, **settings) -> Path:
     parser.add_argument("--frames", type=int, default=12, help="frames per transition")
     parser.add_argument("--keyframe-steps", type=int, default=100)
     parser.add_argument("--steps-per-frame", type=int, default=8)
-    parser.add_argument("--size", type=int, default=64, help="pixels per side (64: the bundled models' own size)")
+    parser.add_argument("--size", type=int, help="pixels per side (default: the model's own, 64 for the bundled ones)")
     parser.add_argument("--fps", type=float, default=12)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None, **settings) -> Path:
 
     total = morph_frame_count(len(PROMPTS), args.frames)
     frames = morph(PROMPTS, frames_per_transition=args.frames, keyframe_steps=args.keyframe_steps,
-                   steps_per_frame=args.steps_per_frame, size=(args.size, args.size), seed=args.seed, **settings)
+                   steps_per_frame=args.steps_per_frame, size=args.size and (args.size, args.size), seed=args.seed, **settings)
     path = args.out / "morph.mp4"
     with VideoWriter(path, fps=args.fps) as video:  # the file appears only when every frame is in
         for frame in frames:

@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None, **settings) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("CLIPGAN_EXAMPLES_OUT", ".")))
     parser.add_argument("--iterations", type=int, default=100)
-    parser.add_argument("--size", type=int, default=64, help="pixels per side (64: the bundled models' own size)")
+    parser.add_argument("--size", type=int, help="pixels per side (default: the model's own, 64 for the bundled ones)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    base = clipgan.Settings().replace(iterations=args.iterations, size=(args.size, args.size), seed=args.seed, **settings)
+    base = clipgan.Settings().replace(iterations=args.iterations, size=args.size and (args.size, args.size), seed=args.seed, **settings)
     models = load_models(base)  # load once, use twice
     paths = []
     for name, prompts in [("weighted", PROMPTS), ("negative", PROMPTS + [NEGATIVE])]:

@@ -91,15 +91,16 @@ def test_latent_mask_by_hand():
     assert edit.latent_mask(torch.ones(1, 1, 5, 5), 4).shape == (1, 1, 2, 2)
 
 
-def test_feather_is_exact_away_from_the_band():
+@pytest.mark.parametrize("r", [1, 2, 3, 8])
+def test_feather_is_exact_outside_the_mask_dilated_by_r(r):
     m = torch.zeros(1, 1, 40, 40)
     m[..., 15:25, 15:25] = 1
-    soft = edit.feather(m, 3)
+    soft = edit.feather(m, r)
     assert torch.all(soft[m.bool()] == 1)  # masked pixels: exactly 1
-    far = torch.from_numpy(far_from(m[0, 0].numpy(), 6))
-    assert torch.all(soft[0, 0][far] == 0)  # beyond 2r: exactly 0
-    band = soft[0, 0, 20, 25:31]
-    assert (band > 0).all() and (band < 1).any() and torch.all(band[:-1] >= band[1:])  # falls off
+    far = torch.from_numpy(far_from(m[0, 0].numpy(), r))
+    assert torch.all(soft[0, 0][far] == 0)  # beyond r: exactly 0
+    band = soft[0, 0, 20, 25:25 + r]  # the r pixels right of the mask
+    assert (band > 0).all() and (band < 1).all() and torch.all(band[:-1] >= band[1:])  # the band is r wide, falling off
     assert torch.equal(edit.feather(m, 0), m)
 
 
@@ -150,7 +151,7 @@ def test_inpaint_changes_inside_and_keeps_outside_exactly(tiny, run_settings, tm
     out, before = np.asarray(load_rgb(tmp_path / "out.png")), np.asarray(src)
     assert out.shape == before.shape
     m = np.asarray(mask) > 127
-    keep = far_from(m, 4)  # beyond the feathered band (2 * feather_px)
+    keep = far_from(m, 2)  # beyond the feathered band (feather_px)
     assert np.array_equal(out[keep], before[keep])
     assert (out[m] != before[m]).any()
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import clipgan
 from clipgan.cli import app
-from clipgan.config import FEATHER_PX, UPSCALE_STEPS, Settings
+from clipgan.config import UPSCALE_STEPS, Settings, default_feather
 from clipgan.errors import ClipganError
 from clipgan.io import SETTINGS_KEY
 
@@ -70,7 +70,7 @@ def test_mask_keeps_far_pixels_exactly_and_changes_inside(tiny_models, files):
     before, after = np.asarray(Image.open(files / "in.png")), np.asarray(Image.open(out).convert("RGB"))
     assert after.shape == before.shape  # the picture's own size
     m = np.asarray(Image.open(files / "mask.png")) > 127
-    keep = far_from(m, 4)  # beyond the feathered band (2 * --feather)
+    keep = far_from(m, 2)  # beyond the feathered band (--feather)
     assert keep.sum() > 500 and np.array_equal(after[keep], before[keep])
     assert (after[m] != before[m]).any()
     # saved frames show the pasted picture, not the raw decode
@@ -93,7 +93,7 @@ def test_mask_rerun_from_png_and_the_python_api_give_the_same_picture(tiny_model
     api = {k: v for k, v in tiny_settings.items() if k != "size"}
     result = clipgan.generate("a blue square", init_image=str(files / "in.png"), mask=str(files / "mask.png"),
                               **{**api, "iterations": 2})
-    assert result.settings.feather == FEATHER_PX and result.settings.mask == str(files / "mask.png")
+    assert result.settings.feather == default_feather((32, 32)) == 1 and result.settings.mask == str(files / "mask.png")
     assert result.image.tobytes() == Image.open(out).convert("RGB").tobytes()
 
 
@@ -117,7 +117,7 @@ def test_upscale_doubles_the_size_and_keeps_progress_saves(tiny_models, files):
 
 def test_upscale_defaults_are_the_configs(tiny_settings):
     assert Settings().upscale is None and Settings().upscale_steps == UPSCALE_STEPS
-    assert Settings().feather == FEATHER_PX
+    assert Settings().feather is None  # by the picture's size: config.default_feather
     steps = []
     result = clipgan.generate("a red circle", upscale=2, callback=steps.append, **{**tiny_settings, "iterations": 1,
                                                                                     "upscale_steps": 1})

@@ -40,6 +40,24 @@ def test_notebook_is_valid_and_clean():
             assert not cell.outputs and cell.execution_count is None, "commit the notebook without outputs"
     install = next(c.source for c in nb.cells if c.cell_type == "code")
     assert 'REPO_URL = "https://' in install and 'find_spec("clipgan") is None' in install
+    # the repository is named in one place, a form field of the install cell
+    assert re.search(r'^REPO_URL = "https://[^"]+"  #@param \{type:"string"\}$', install, re.M)
+    everywhere = "".join(c.source for c in nb.cells)
+    assert everywhere.count("github.com") == 1 and "git+{REPO_URL}" in install
+    assert "torch==" not in everywhere and "torch<" not in everywhere  # Colab keeps its own torch
+
+
+def test_notebook_form_defaults_are_the_librarys():
+    from clipgan.config import Optimizer, Settings
+
+    form, defaults = params(read()), Settings()
+    assert {"IMAGE_PROMPTS", "INIT_IMAGE", "INIT_WEIGHT", "UPLOAD_FILES", "LR", "OPTIMIZER", "CACHE_IN_DRIVE"} <= set(form)
+    assert json.loads(form["OPTIMIZER"]) == [o.value for o in Optimizer]
+    source = read().cells[tagged(read(), "parameters")].source
+    values = dict(re.findall(r"^(\w+) = (.*?)  #@param", source, re.M))
+    assert float(values["LR"]) == defaults.lr and json.loads(values["OPTIMIZER"]) == defaults.optimizer
+    assert float(values["INIT_WEIGHT"]) == defaults.init_weight
+    assert values["WIDTH"] == values["HEIGHT"] == "0"  # 0: the model's own size, as with no --size
 
 
 def test_notebook_form_offers_known_models():
@@ -91,11 +109,25 @@ def check_results(nb, folder: Path) -> None:
 
 def test_notebook_runs_with_tiny_models(tmp_path, monkeypatch, tiny_models):
     """The whole notebook, the bundled models swapped for the tiny random ones (a cell injected
-    after the model choice), so it runs before the bundled models exist."""
+    after the model choice), with a start image, an image prompt, lr, optimizer and a Drive folder
+    set as a user would in the form."""
     (yaml_path, ckpt_path), (config, weights) = tiny_models["vq"], tiny_models["clip"]
+    Image.new("RGB", (40, 40), "red").save(tmp_path / "start.png")
+    Image.new("RGB", (40, 40), "blue").save(tmp_path / "style.png")
+    (tmp_path / "MyDrive").mkdir()
     inject = (f"MODEL_SETTINGS = {{'vqgan_config': {str(yaml_path)!r}, 'vqgan_checkpoint': {str(ckpt_path)!r}, "
-              f"'clip': [{f'{config}:{weights}'!r}]}}")
-    check_results(execute(tmp_path, monkeypatch, inject), tmp_path)
+              f"'clip': [{f'{config}:{weights}'!r}]}}\n"
+              f"INIT_IMAGE, IMAGE_PROMPTS, LR, OPTIMIZER = 'start.png', 'style.png:0.5', 0.05, 'adamw'\n"
+              f"DRIVE_ROOT = Path({str(tmp_path / 'MyDrive')!r})")
+    nb = execute(tmp_path, monkeypatch, inject)
+    check_results(nb, tmp_path)
+    [png] = tmp_path.glob("outputs/clipgan-*.png")
+    stored = json.loads(Image.open(png).info["clipgan"])
+    assert (stored["init_image"], stored["image_prompts"], stored["lr"], stored["optimizer"]) == (
+        "start.png", ["style.png:0.5"], 0.05, "adamw")
+    [cache] = [c for c in nb.cells if c.cell_type == "code" and "CLIPGAN_CHECKPOINTS" in c.source]
+    printed = "".join(o.get("text", "") for o in cache.outputs)
+    assert str(tmp_path / "MyDrive" / "clipgan-models" / "checkpoints") in printed  # downloads go to Drive
 
 
 def test_notebook_runs_with_bundled_models(tmp_path, monkeypatch):

@@ -68,7 +68,7 @@ def test_feature_checkpoints_dir_honours_env(monkeypatch, tmp_path):
 
 def test_feature_checkpoints_dir_fallbacks(monkeypatch, tmp_path):
     monkeypatch.delenv("CLIPGAN_CHECKPOINTS", raising=False)
-    monkeypatch.setattr(registry, "bundled_dir", lambda: tmp_path / "repo" / "checkpoints")
+    monkeypatch.setattr(registry, "_repo_checkpoints", lambda: tmp_path / "repo" / "checkpoints")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert checkpoints_dir() == tmp_path / "cache" / "clipgan" / "checkpoints"
     (tmp_path / "repo" / "checkpoints").mkdir(parents=True)
@@ -76,7 +76,11 @@ def test_feature_checkpoints_dir_fallbacks(monkeypatch, tmp_path):
 
 
 def test_feature_bundled_dir_is_repo_checkpoints():
+    # in a checkout, the package's checkpoints/ is a link to the top-level folder git keeps them in
+    package_link = Path(registry.__file__).resolve().parents[1] / "checkpoints"
+    assert package_link.is_symlink()
     assert registry.bundled_dir() == Path(registry.__file__).resolve().parents[2] / "checkpoints"
+    assert (registry.bundled_dir() / "toy-vqgan.ckpt").is_file()
 
 
 def test_feature_list_models_marks_presence(tmp_path):

@@ -28,6 +28,7 @@ class VQGANEntry:
     config_sha256: str | None = None  # None: no published hash we can vouch for
     checkpoint_sha256: str | None = None
     bundled: bool = False  # shipped in the repo's checkpoints/ folder, never downloaded
+    size: int | None = None  # px per side it was made for (a run's default); None: by device (config.GPU_SIZE)
     # File names inside the checkpoints dir; empty means f"{name}.yaml" / f"{name}.ckpt".
     config_file: str = ""
     checkpoint_file: str = ""
@@ -67,6 +68,7 @@ _ENTRIES = [
         name="toy",
         description="tiny VQGAN trained on the bundled shapes world (runs on CPU in seconds)",
         bundled=True,
+        size=64,  # its CLIP and VQGAN were trained on 64 px renders: larger sizes come out as stripes
         config_file="toy-vqgan.yaml",
         checkpoint_file="toy-vqgan.ckpt",
     ),
@@ -130,17 +132,29 @@ CLIP_ALIASES: dict[str, tuple[str, str]] = {"toy": ("toy-clip.json", "toy-clip.s
 
 
 def bundled_dir() -> Path:
-    """The repo's checkpoints/ folder, where the small bundled models live."""
+    """Where the small bundled models live: the package's checkpoints/ folder.
+
+    In a source checkout that is a symlink to the repo's top-level checkpoints/ (where git
+    keeps them); a wheel holds them as package data under the same name. The repo folder
+    is the fallback for checkouts made without symlinks.
+    """
+    packaged = Path(__file__).resolve().parents[1] / "checkpoints"
+    return packaged.resolve() if packaged.is_dir() else _repo_checkpoints()
+
+
+def _repo_checkpoints() -> Path:
+    """The top-level checkpoints/ of a source checkout (absent in a wheel install)."""
     return Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def checkpoints_dir() -> Path:
-    """Where downloaded models go: $CLIPGAN_CHECKPOINTS, else the repo folder, else a user cache."""
+    """Where downloaded models go: $CLIPGAN_CHECKPOINTS, else a source checkout's checkpoints/
+    (git-ignored), else a user cache, never the installed package."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    if bundled_dir().is_dir():
-        return bundled_dir()
+    if _repo_checkpoints().is_dir():
+        return _repo_checkpoints()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "clipgan" / "checkpoints"
 
