@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import nbclient
+import numpy as np
 import nbformat
 from PIL import Image
 
@@ -73,13 +74,13 @@ def test_notebook_form_offers_known_models():
     assert set(json.loads(form["CLIP_MODEL"])) <= known
 
 
-def execute(tmp_path: Path, monkeypatch, inject: str | None = None):
+def execute(tmp_path: Path, monkeypatch, inject: str | None = None, allow_errors: bool = False):
     """Runs the notebook in a fresh kernel whose working folder is tmp_path; returns it executed."""
     nb = read()
     if inject:
         nb.cells.insert(tagged(nb, "model-settings") + 1, nbformat.v4.new_code_cell(inject))
     monkeypatch.setenv("CLIPGAN_NOTEBOOK_FAST", "1")
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=allow_errors,
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     return nb
@@ -132,3 +133,46 @@ def test_notebook_runs_with_tiny_models(tmp_path, monkeypatch, tiny_models):
 
 def test_notebook_runs_with_bundled_models(tmp_path, monkeypatch):
     check_results(execute(tmp_path, monkeypatch), tmp_path)
+
+
+# Colab's Stop interrupts the kernel: a KeyboardInterrupt wherever the cell is. Raised here from inside
+# the run (during generate's step 5, before morph's third frame), so the moment is the same every time.
+STOP = """
+import clipgan, clipgan.animate
+_generate, _morph = clipgan.generate, clipgan.animate.morph
+
+def _stopped_generate(*args, callback, **kwargs):
+    def step(s):
+        callback(s)
+        if s.index == 5:
+            raise KeyboardInterrupt
+    return _generate(*args, callback=step, **kwargs)
+
+def _stopped_morph(*args, **kwargs):
+    for i, frame in enumerate(_morph(*args, **kwargs)):
+        if i == 2:
+            raise KeyboardInterrupt
+        yield frame
+
+clipgan.generate, clipgan.animate.morph = _stopped_generate, _stopped_morph
+"""
+
+
+def test_notebook_stop_keeps_the_work_and_the_cells_go_on(tmp_path, monkeypatch):
+    import clipgan
+    from clipgan.io import read_settings
+    from clipgan.interrupt import load_state
+
+    execute(tmp_path, monkeypatch, STOP, allow_errors=True)
+    out = tmp_path / "outputs"
+    [png], [state] = out.glob("clipgan-*.png"), out.glob("clipgan-*.state.pt")
+    assert load_state(state)["next_step"] == 6  # the picture so far and where to go on
+    morph_state = load_state(out / "morph-42.state.pt")
+    assert len(morph_state["frames"]) == 2 and not (out / "morph-42.mp4").exists()
+
+    nb = execute(tmp_path, monkeypatch)  # the same cells again, as a user would after Stop
+    check_results(nb, tmp_path)  # the morph video: all 5 frames, none lost or doubled
+    assert not list(out.glob("*.state.pt"))
+    settings = clipgan.Settings.from_dict(read_settings(png))
+    whole = clipgan.generate(settings=settings)  # the run the Stop interrupted, uninterrupted
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(whole.image))
