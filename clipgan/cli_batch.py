@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.cli import CUT, MODELS, OPT, RUN, D, app, given, notices, user_errors
+from clipgan.cli import CUT, MODELS, OPT, RUN, SIZE_HELP, D, app, given, notices, user_errors
 from clipgan.config import InitNoise, Optimizer, Precision
 from clipgan.errors import ClipganError
 
@@ -43,7 +43,7 @@ def batch(
     ray: Annotated[bool, typer.Option("--ray", help="Run on Ray: a local one, or the cluster at --address.", rich_help_panel=WORKERS)] = False,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (e.g. auto, or HEAD:6379, or ray://HEAD:10001); implies --ray.", rich_help_panel=WORKERS)] = None,
     iterations: Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)] = D.iterations,
-    size: Annotated[tuple[int, int], typer.Option("-s", "--size", help="Width and height in pixels.", rich_help_panel=RUN)] = D.size,
+    size: Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=SIZE_HELP, rich_help_panel=RUN, show_default=False)] = D.size,
     init_noise: Annotated[InitNoise, typer.Option(help="Start from random codes, pixel noise or a gradient.", rich_help_panel=RUN)] = InitNoise(D.init_noise),
     cutn: Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)] = D.cutn,
     cut_pow: Annotated[float, typer.Option(help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)] = D.cut_pow,
@@ -63,7 +63,7 @@ def batch(
     from clipgan.batch.jobs import make_jobs, parse_seeds
     from clipgan.interrupt import INTERRUPTED, sigterm_interrupts
 
-    values = dict(iterations=iterations, size=list(size), init_noise=init_noise.value, cutn=cutn, cut_pow=cut_pow,
+    values = dict(iterations=iterations, size=list(size) if size else None, init_noise=init_noise.value, cutn=cutn, cut_pow=cut_pow,
                   optimizer=optimizer.value, lr=lr, seed=seed, precision=precision.value, vqgan=vqgan,
                   vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint, clip=clip,
                   trust_checkpoint=trust_checkpoint)

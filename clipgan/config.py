@@ -208,11 +208,9 @@ class Settings:
         _check_choice(self.cuda_graphs, Switch, "cuda-graphs")
         _check_choice(self.cut_method, CutMethod, "cut-method")
         for seed in self.noise_prompt_seeds:
-            _check_type(seed, int, "noise-prompt-seeds")
+            _check_int(seed, "noise-prompt-seeds", 0, 2**63 - 1)
         for weight in self.noise_prompt_weights:
-            _check_type(weight, (int, float), "noise-prompt-weights")
-            if not math.isfinite(weight):
-                raise ClipganError(f"noise-prompt-weights must be finite, got {weight}")
+            _check_number(weight, "noise-prompt-weights")
         if len(self.noise_prompt_weights) > len(self.noise_prompt_seeds):
             raise ClipganError(f"{len(self.noise_prompt_weights)} noise prompt weights for "
                                f"{len(self.noise_prompt_seeds)} noise prompt seeds")

@@ -56,8 +56,10 @@ def assert_valid(s: Settings) -> None:
     assert all(isinstance(p, str) for p in [*s.prompts, *s.image_prompts, *s.clip, *s.augments])
     assert whole(s.iterations) and s.iterations >= 1 and whole(s.cutn) and s.cutn >= 1
     assert whole(s.change_prompt_every) and s.change_prompt_every >= 0 and whole(s.upscale_steps)
-    assert whole(s.feather) and s.feather >= 0
-    assert len(s.size) == 2 and all(whole(v) and 1 <= v <= MAX_SIDE for v in s.size)
+    assert s.feather is None or (whole(s.feather) and s.feather >= 0)  # None: from the picture's size
+    assert s.size is None or (len(s.size) == 2 and all(whole(v) and 1 <= v <= MAX_SIDE for v in s.size))
+    assert all(whole(v) for v in s.noise_prompt_seeds)
+    assert all(not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) for v in s.noise_prompt_weights)
     for v in (s.lr, s.cut_pow, s.init_weight, s.tv_weight):
         assert not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
     assert s.lr > 0 and s.cut_pow > 0

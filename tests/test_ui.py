@@ -19,7 +19,8 @@ from clipgan.ui import forms, runs  # noqa: E402
 def test_form_defaults_are_settings_defaults():
     d, s = forms.defaults(), Settings()
     assert forms.to_settings(d) == s.replace(prompts=[])
-    assert (d["width"], d["height"], d["iterations"], d["cutn"], d["lr"]) == (*s.size, s.iterations, s.cutn, s.lr)
+    assert (d["width"], d["height"], d["iterations"], d["cutn"], d["lr"]) == (0, 0, s.iterations, s.cutn, s.lr)
+    assert s.size is None  # 0 x 0 in the form: the model's own size
 
 
 def test_form_round_trip_with_negative_prompts_and_images(tmp_path):

@@ -47,6 +47,18 @@ def whole(value, name: str) -> int | None:
     return int(as_float)
 
 
+def numbers(text: str, kind: type, name: str) -> list:
+    """'1, 2' -> [1, 2] (kind int or float); a word that is no such number is a one-line error."""
+    out = []
+    for part in text.replace(" ", ",").split(","):
+        if part:
+            try:
+                out.append(kind(part))
+            except ValueError:
+                raise ClipganError(f"{name}: {part!r} is not a {'whole number' if kind is int else 'number'}") from None
+    return out
+
+
 def to_settings(values: dict) -> Settings:
     """Form values (Settings field names plus EXTRA) -> validated Settings."""
     v = dict(values)
@@ -56,7 +68,7 @@ def to_settings(values: dict) -> Settings:
     files = v.pop("image_prompt_files", None) or []
     width, height = whole(v.pop("width", None), "width"), whole(v.pop("height", None), "height")
     if width is None or height is None:
-        raise ClipganError("give both width and height")
+        raise ClipganError("give both width and height (0 and 0: the model's own size)")
     changes = {k: v[k] for k in FORM_FIELDS if k in v}
     for name in ("iterations", "cutn", "change_prompt_every", "upscale_steps", "seed"):
         if name in changes:
@@ -66,15 +78,21 @@ def to_settings(values: dict) -> Settings:
     for name in ("init_image", "vqgan_config", "vqgan_checkpoint"):
         if name in changes and not changes[name]:
             changes[name] = None
+    for name, kind in (("noise_prompt_seeds", int), ("noise_prompt_weights", float)):
+        if isinstance(changes.get(name), str):  # typed as "1,2" in the form
+            changes[name] = numbers(changes[name], kind, name.replace("_", "-"))
     if "clip" in changes and isinstance(changes["clip"], str):
         changes["clip"] = [changes["clip"]]
-    return Settings().replace(prompts=prompts, image_prompts=[str(f) for f in files], size=(width, height), **changes)
+    size = None if width == height == 0 else (width, height)  # 0 x 0: the model's own size, as with no --size
+    return Settings().replace(prompts=prompts, image_prompts=[str(f) for f in files], size=size, **changes)
 
 
 def form_values(s: Settings) -> dict:
     """Settings -> form values, the inverse of `to_settings` (negative weights go to the negative box)."""
     out = {k: getattr(s, k) for k in FORM_FIELDS}
     out["clip"], out["augments"] = list(s.clip), list(s.augments)
+    for name in ("noise_prompt_seeds", "noise_prompt_weights"):
+        out[name] = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in getattr(s, name))
     positive, negative = [], []
     for text in s.prompts:
         p = parse_prompt(text)
@@ -82,7 +100,7 @@ def form_values(s: Settings) -> dict:
             negative.append(p.text if p.weight == -1 else f"{p.text}:{-p.weight:g}")
         else:
             positive.append(text)
-    out.update(positive="\n".join(positive), negative="\n".join(negative), width=s.size[0], height=s.size[1],
+    out.update(positive="\n".join(positive), negative="\n".join(negative), width=s.size[0] if s.size else 0, height=s.size[1] if s.size else 0,
                image_prompt_files=[parse_prompt(p).text for p in s.image_prompts] or None,
                image_model=IMAGE_MODELS[0], upscale=s.upscale or 0, seed="" if s.seed is None else str(s.seed))
     return out

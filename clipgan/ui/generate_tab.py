@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import gradio as gr
 
-from clipgan.config import Augment, InitNoise, Optimizer, Precision, Settings
+from clipgan.config import Augment, CutMethod, InitNoise, Optimizer, Precision, Settings, Switch
 from clipgan.ui import forms
 from clipgan.ui.common import DEVICE, Context, follow, model_choices, page_errors, session, stopper
 from clipgan.ui.runs import keep_upload, model_key, save_result, stream
@@ -25,8 +25,8 @@ def form(d: dict) -> dict[str, gr.components.Component]:
                                           file_types=["image"], type="filepath", height=140)
         c["init_image"] = gr.Image(d["init_image"], label="Init image", type="filepath", sources=["upload", "clipboard"], height=140)
     with gr.Row():
-        c["width"] = gr.Number(d["width"], label="Width", precision=0, minimum=1, elem_id="width")
-        c["height"] = gr.Number(d["height"], label="Height", precision=0, minimum=1, elem_id="height")
+        c["width"] = gr.Number(d["width"], label="Width (0: the model's)", precision=0, minimum=0, elem_id="width")
+        c["height"] = gr.Number(d["height"], label="Height (0: the model's)", precision=0, minimum=0, elem_id="height")
         c["iterations"] = gr.Number(d["iterations"], label="Steps", precision=0, minimum=1, elem_id="steps")
         c["seed"] = gr.Textbox(d["seed"], label="Seed (empty: random)", elem_id="seed")  # a Number shows 0 for none
     with gr.Row():
@@ -40,6 +40,12 @@ def form(d: dict) -> dict[str, gr.components.Component]:
             c["cut_pow"] = gr.Number(d["cut_pow"], label="Cutout size power")
             c["lr"] = gr.Number(d["lr"], label="Learning rate")
             c["optimizer"] = gr.Dropdown([o.value for o in Optimizer], value=d["optimizer"], label="Optimizer")
+            c["cut_method"] = gr.Dropdown([m.value for m in CutMethod], value=d["cut_method"], label="Cutouts: method")
+        with gr.Row():
+            c["noise_prompt_seeds"] = gr.Textbox(d["noise_prompt_seeds"], label="Noise prompts: seeds (1,2)")
+            c["noise_prompt_weights"] = gr.Textbox(d["noise_prompt_weights"], label="Noise prompts: weights (0.5,1)")
+            c["compile"] = gr.Dropdown([w.value for w in Switch], value=d["compile"], label="torch.compile")
+            c["cuda_graphs"] = gr.Dropdown([w.value for w in Switch], value=d["cuda_graphs"], label="CUDA graphs")
         c["augments"] = gr.CheckboxGroup([a.value for a in Augment], value=d["augments"], label="Augments")
         with gr.Row():
             c["init_noise"] = gr.Dropdown([n.value for n in InitNoise], value=d["init_noise"], label="Start (no init image)")

@@ -32,8 +32,8 @@ def build(ctx: Context) -> None:
                 mode = gr.Dropdown(list(MODES), value=o.mode, label="Mode")
                 loop = gr.Checkbox(o.loop, label="Loop back to the first prompt")
             with gr.Row():
-                width = gr.Number(d.size[0], label="Width", precision=0, minimum=1)
-                height = gr.Number(d.size[1], label="Height", precision=0, minimum=1)
+                width = gr.Number(d.size[0] if d.size else 0, label="Width (0: the model's)", precision=0, minimum=0)
+                height = gr.Number(d.size[1] if d.size else 0, label="Height (0: the model's)", precision=0, minimum=0)
                 fps = gr.Number(DEFAULT_FPS, label="Frames per second")
             common = settings_row(d, "morph")
             with gr.Row():
@@ -53,7 +53,7 @@ def build(ctx: Context) -> None:
         texts = lines(data[prompts])
         if len(texts) < 2:
             raise ClipganError("a morph needs at least two prompts (one per line)")
-        s = run_settings({k: data[v] for k, v in common.items()}, size=(int(data[width] or 0), int(data[height] or 0)))
+        s = run_settings({k: data[v] for k, v in common.items()}, size=(int(data[width] or 0), int(data[height] or 0)) if data[width] or data[height] else None)
         s = s if s.seed is not None else s.replace(seed=draw_seed())
         opts = MorphOptions(frames_per_transition=int(data[frames] or 0), steps_per_frame=int(data[per_frame] or 0),
                             mode=data[mode], loop=bool(data[loop]))
