@@ -106,7 +106,7 @@ def load_state(path: Path) -> dict:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         raise ClipganError(f"{path} is not a readable clipgan state file") from None
-    if not isinstance(data, dict) or data.get("kind") not in KINDS or "job" not in data:
+    if not isinstance(data, dict) or not _is(data.get("kind"), KINDS) or "job" not in data:
         raise ClipganError(f"{path} is not a clipgan state file")
     problem = state_problem(data)
     if problem:
@@ -126,7 +126,7 @@ def state_problem(data: dict) -> str | None:
     def whole(value, low=0) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
-    if data.get("version") != 1:
+    if not _is(data.get("version"), (1,)):
         return f"version {brief(data.get('version'))} (this clipgan reads version 1)"
     if not isinstance(data.get("settings"), dict):
         return "no settings"
@@ -156,7 +156,7 @@ def state_problem(data: dict) -> str | None:
             return "its losses are not a list of numbers"
         return None
     carry, job = data.get("carry"), data["job"]
-    if job.get("kind") != data["kind"]:
+    if not _is(job.get("kind"), (data["kind"],)):
         return f"a {data['kind']} state holding a {brief(job.get('kind'))} job"
     if carry is None and frames is None:  # interrupted before the first frame: the animation starts over
         carry = {"next": 0}
@@ -178,12 +178,19 @@ def state_problem(data: dict) -> str | None:
     return None
 
 
+def _is(value, allowed: tuple) -> bool:
+    """value is one of `allowed` (strings or ints), compared only as such: a tensor or a list in an
+    edited state file must not reach `==` (an empty tensor's truth value raises)."""
+    return (isinstance(value, (str, int)) and not isinstance(value, bool)
+            and any(type(value) is type(a) and value == a for a in allowed))
+
+
 def _edit_job_problem(job: dict, kind: str) -> str | None:
     """An outpaint or upscale job's own fields (what `clipgan resume` passes to the edit)."""
     def number(value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-    if job.get("kind") != kind:
+    if not _is(job.get("kind"), (kind,)):
         return f"a {kind} state holding a {brief(job.get('kind'))} job"
     if not (isinstance(job.get("output"), str) and isinstance(job.get("image"), str)):
         return "no image or output in its job"

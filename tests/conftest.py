@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -129,3 +132,20 @@ def tiny_loaded(tiny_settings):
 
     kwargs = dict(tiny_settings)
     return load_models(Settings(**kwargs)), kwargs
+
+
+@contextlib.contextmanager
+def local_server(handler, **attributes):
+    """A real HTTP server on 127.0.0.1 (a free port) in a thread; `.url` is its address."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in attributes.items():
+        setattr(httpd, name, value)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

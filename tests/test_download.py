@@ -7,10 +7,10 @@ import random
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from conftest import local_server
 
 from clipgan.download import download_model, fetch, part_path
 from clipgan.errors import ClipganError
@@ -81,15 +81,8 @@ def _range_start(value: str | None) -> int | None:
 
 @pytest.fixture()
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.seen = []
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with local_server(Handler, seen=[]) as httpd:
+        yield httpd
 
 
 def _fetch(url, dest, **kw):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from conftest import local_server
 from typer.testing import CliRunner
 
 from clipgan.cli import app
@@ -36,15 +36,8 @@ class Files(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Files)
-    httpd.files = {}
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with local_server(Files, files={}) as httpd:
+        yield httpd
 
 
 def register(monkeypatch, server, yaml: bytes, ckpt: bytes, **published) -> registry.VQGANEntry:

@@ -60,6 +60,14 @@ def field(page, elem_id: str):
     return page.locator(f"#{elem_id} :is(textarea, input)").first
 
 
+def enter(page, elem_id: str, text: str) -> None:
+    """Types into a field and leaves it (Tab): a number field commits its value on change, and a
+    click on Generate right after a bare fill could, on a busy machine, still send the old one."""
+    f = field(page, elem_id)
+    f.fill(text)
+    f.press("Tab")
+
+
 def table_rows(page, elem_id: str, count: int) -> list[str]:
     """The text of a gr.Dataframe's body rows once it has `count` of them (read from the page's text,
     which does not depend on how the table is built)."""
@@ -84,11 +92,11 @@ def test_generate_preview_download_and_settings_again(page, tmp_path):
     from clipgan.io import read_settings
 
     page.get_by_role("tab", name="Generate").click()
-    field(page, "prompts").fill(PROMPT)
-    field(page, "steps").fill(str(STEPS))
-    field(page, "seed").fill("5")
+    enter(page, "prompts", PROMPT)
+    enter(page, "steps", str(STEPS))
+    enter(page, "seed", "5")
     page.get_by_text("Advanced").click()
-    field(page, "cutn").fill("4")
+    enter(page, "cutn", "4")
     page.evaluate(WATCH)
     page.locator("#generate").click()
     page.locator("#status").get_by_text("done").wait_for()
@@ -110,14 +118,14 @@ def test_generate_preview_download_and_settings_again(page, tmp_path):
     again = clipgan.generate(settings=settings)  # the API makes the same picture from those settings
     assert Image.open(png).convert("RGB").tobytes() == again.image.tobytes()
 
-    field(page, "prompts").fill("something else")
-    field(page, "seed").fill("")
+    enter(page, "prompts", "something else")
+    enter(page, "seed", "")
     page.locator("#again").click()
     page.wait_for_function("() => document.querySelector('#prompts textarea').value.startsWith('a red')")
     assert field(page, "seed").input_value() == "5"
 
-    field(page, "prompts").fill("something else")
-    field(page, "steps").fill("99")
+    enter(page, "prompts", "something else")
+    enter(page, "steps", "99")
     page.locator("#load-png input[type=file]").set_input_files(str(png))  # a clipgan PNG fills the form too
     page.wait_for_function("() => document.querySelector('#prompts textarea').value.startsWith('a red')")
     assert field(page, "steps").input_value() == str(STEPS)
@@ -125,7 +133,7 @@ def test_generate_preview_download_and_settings_again(page, tmp_path):
 
 def test_bad_input_is_one_line_in_the_page(page):
     page.get_by_role("tab", name="Generate").click()
-    field(page, "prompts").fill("")
+    enter(page, "prompts", "")
     page.locator("#generate").click()
     page.get_by_text("give at least one text prompt").first.wait_for()
     assert "Traceback" not in page.content()
@@ -140,8 +148,8 @@ def test_clip_tab_ranks_and_searches(page, tmp_path):
     for name, spec in scenes.items():
         to_pil(render(spec, 64)).save(tmp_path / name)
     page.get_by_role("tab", name="CLIP").click()
-    field(page, "clip-folder").fill(str(tmp_path))
-    field(page, "clip-prompts").fill("a green square on a yellow background\na red circle on a blue background")
+    enter(page, "clip-folder", str(tmp_path))
+    enter(page, "clip-prompts", "a green square on a yellow background\na red circle on a blue background")
     page.locator("#clip-compare").click()
     rows = table_rows(page, "clip-table", 6)  # 3 pictures x 2 prompts
     best = rows[0]
@@ -149,8 +157,8 @@ def test_clip_tab_ranks_and_searches(page, tmp_path):
     page.locator("#clip-chart :is(canvas, svg)").first.wait_for()
 
     page.get_by_role("tab", name="Search a folder").click()
-    field(page, "search-folder").fill(str(tmp_path))
-    field(page, "search-query").fill("a yellow star on a purple background")
+    enter(page, "search-folder", str(tmp_path))
+    enter(page, "search-query", "a yellow star on a purple background")
     page.locator("#search").click()
     assert "star.png" in table_rows(page, "search-table", 3)[0]
 
@@ -159,15 +167,15 @@ def test_stop_keeps_the_picture_so_far_and_a_second_run_waits_its_turn(page, tmp
     from clipgan.io import read_settings
 
     page.get_by_role("tab", name="Generate").click()
-    field(page, "prompts").fill(PROMPT)
-    field(page, "steps").fill("1000")  # far more than it will take before Stop
+    enter(page, "prompts", PROMPT)
+    enter(page, "steps", "1000")  # far more than it will take before Stop
     page.locator("#generate").click()
     page.wait_for_function("() => /step ([3-9]|[1-9][0-9]+) [/]/.test(document.querySelector('#status').innerText)")
 
     other = page.context.new_page()  # a second visitor, with a session of its own
     other.set_default_timeout(WAIT)
     other.goto(page.url)
-    field(other, "prompts").fill(PROMPT)
+    enter(other, "prompts", PROMPT)
     other.locator("#generate").click()
     other.get_by_text(re.compile(r"queue:? *1 */ *1")).first.wait_for()  # its place in the queue, shown in its page
 
@@ -189,9 +197,9 @@ def test_morph_plays_a_video(page):
     from clipgan.video import read_video_info
 
     page.get_by_role("tab", name="Morph").click()
-    field(page, "morph-prompts").fill("a red circle\na blue square")
+    enter(page, "morph-prompts", "a red circle\na blue square")
     for elem_id, value in (("morph-frames", "2"), ("morph-per-frame", "1"), ("morph-steps", "2"), ("morph-cutn", "2")):
-        field(page, elem_id).fill(value)
+        enter(page, elem_id, value)
     page.locator("#morph-run").click()
     page.locator("#morph-status").get_by_text("frames at").wait_for()
     video = page.locator("#morph-video video")
@@ -215,8 +223,8 @@ def test_edit_upscales_an_uploaded_picture(page, tmp_path):
     page.get_by_role("tab", name="Edit").click()
     page.get_by_role("tab", name="Upscale").click()
     page.locator("#upscale-source input[type=file]").set_input_files(str(tmp_path / "small.png"))
-    field(page, "upscale-steps").fill("2")
-    field(page, "edit-cutn").fill("2")
+    enter(page, "upscale-steps", "2")
+    enter(page, "edit-cutn", "2")
     page.locator("#upscale-run").click()
     page.locator("#upscale-status").get_by_text("done").wait_for()
     with page.expect_download() as download:
@@ -244,9 +252,9 @@ def test_edit_inpaints_what_was_painted(page, tmp_path):
     page.mouse.down()
     page.mouse.move(cx + 20, cy + 20, steps=8)
     page.mouse.up()
-    field(page, "edit-prompts").fill("a red circle")
+    enter(page, "edit-prompts", "a red circle")
     for elem_id, value in (("edit-steps", "3"), ("edit-cutn", "2"), ("inpaint-feather", "0")):
-        field(page, elem_id).fill(value)
+        enter(page, elem_id, value)
     page.locator("#inpaint-run").click()
     page.locator("#inpaint-status").get_by_text("done").wait_for()
     with page.expect_download() as download:
@@ -268,9 +276,9 @@ def test_edit_outpaints_with_margins(page, tmp_path):
     page.get_by_role("tab", name="Edit").click()
     page.get_by_role("tab", name="Outpaint").click()
     page.locator("#outpaint-source input[type=file]").set_input_files(str(tmp_path / "small.png"))
-    field(page, "edit-prompts").fill("a red circle")
+    enter(page, "edit-prompts", "a red circle")
     for elem_id, value in (("edit-steps", "2"), ("edit-cutn", "2")):  # margins: the defaults, 16 px left and right
-        field(page, elem_id).fill(value)
+        enter(page, elem_id, value)
     page.locator("#outpaint-run").click()
     page.locator("#outpaint-status").get_by_text("done").wait_for()
     with page.expect_download() as download:
