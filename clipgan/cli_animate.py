@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from clipgan.animate import EASINGS, MODES, MorphOptions, RestyleOptions, ZoomOptions
-from clipgan.cli import SIZE_HELP, app, notices, user_errors
+from clipgan.cli_app import SIZE_HELP, app, notices, user_errors
 from clipgan.cli_options import (Augments, Clip, Cutn, CutPow, Device, Lr, OptimizerOpt, Seed, VqganCheckpoint,
                                  VqganConfig, clip_name)
 from clipgan.cli_options import augments as peer_augments

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.cli import CUT, MODELS, OPT, RUN, SIZE_HELP, D, app, given, notices, user_errors
+from clipgan.cli_app import CUT, MODELS, OPT, RUN, SIZE_HELP, D, app, given, notices, user_errors
 from clipgan.config import InitNoise, Optimizer, Precision
 from clipgan.errors import ClipganError
 

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.cli import FEATHER_HELP, app, notices, user_errors
+from clipgan.cli_app import FEATHER_HELP, app, notices, user_errors
 from clipgan.config import UPSCALE_STEPS, Precision, Settings
 from clipgan.errors import ClipganError
 

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from clipgan import cli_options as O
-from clipgan.cli import FEATHER_HELP, MODELS, OPT, OUTPUT, RUN, D, app, given, notices, user_errors
+from clipgan.cli_app import FEATHER_HELP, MODELS, OPT, OUTPUT, RUN, D, app, given, notices, user_errors
 from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings, Switch
 from clipgan.errors import ClipganError, NumericError, brief
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path

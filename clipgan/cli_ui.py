@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.cli import app, user_errors
+from clipgan.cli_app import app, user_errors
 from clipgan.errors import ClipganError
 from clipgan.ui import HOST, PORT
 
