@@ -123,9 +123,6 @@ def state_problem(data: dict) -> str | None:
         return (isinstance(value, torch.Tensor) and (dtype is None or value.dtype == dtype)
                 and (dims is None or value.dim() == dims))
 
-    def whole(value, low=0) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
     if not _is(data.get("version"), (1,)):
         return f"version {brief(data.get('version'))} (this clipgan reads version 1)"
     if not isinstance(data.get("settings"), dict):
@@ -145,14 +142,14 @@ def state_problem(data: dict) -> str | None:
         rng, z = data.get("rng"), data.get("z")
         if not (tensor(z, dims=4) and z.is_floating_point() and z.shape[0] == 1 and bool(torch.isfinite(z).all())):
             return "its latent z is not a finite (1, C, H, W) tensor"
-        if not whole(data.get("next_step")):
+        if not _whole(data.get("next_step")):
             return f"next_step must be a whole number of at least 0, got {brief(data.get('next_step'))}"
         if not (isinstance(data.get("optimizer"), dict) and {"state", "param_groups"} <= set(data["optimizer"])):
             return "no optimizer state"
         if not tensor(rng, torch.uint8, 1):
             return "no random number generator state"
         losses = data.get("losses", [])
-        if not isinstance(losses, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in losses):
+        if not isinstance(losses, list) or not all(_number(v) for v in losses):
             return "its losses are not a list of numbers"
         return None
     carry, job = data.get("carry"), data["job"]
@@ -160,9 +157,9 @@ def state_problem(data: dict) -> str | None:
         return f"a {data['kind']} state holding a {brief(job.get('kind'))} job"
     if carry is None and frames is None:  # interrupted before the first frame: the animation starts over
         carry = {"next": 0}
-    elif not isinstance(carry, dict) or not whole(carry.get("next")) or not tensor(carry.get("rng"), torch.uint8, 1):
+    elif not isinstance(carry, dict) or not _whole(carry.get("next")) or not tensor(carry.get("rng"), torch.uint8, 1):
         return "no usable carry (next frame and random state)"
-    if not (whole(job.get("total"), 1) and carry["next"] <= job["total"]):
+    if not (_whole(job.get("total"), 1) and carry["next"] <= job["total"]):
         return f"next frame {carry['next']} beyond the job's {brief(job.get('total'))} frames"
     if (0 if frames is None else len(frames)) != carry["next"]:
         return f"{0 if frames is None else len(frames)} saved frames, but the next frame is {carry['next']}"
@@ -173,9 +170,17 @@ def state_problem(data: dict) -> str | None:
     if data["kind"] == "restyle" and not isinstance(job.get("video"), str):
         return "a restyle without its source video"
     fps = job.get("fps")
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 240:
+    if not (_number(fps) and 0 < fps <= 240):
         return f"fps must be a number from 0 to 240, got {brief(fps)}"
     return None
+
+
+def _whole(value, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is(value, allowed: tuple) -> bool:
@@ -187,23 +192,20 @@ def _is(value, allowed: tuple) -> bool:
 
 def _edit_job_problem(job: dict, kind: str) -> str | None:
     """An outpaint or upscale job's own fields (what `clipgan resume` passes to the edit)."""
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
     if not _is(job.get("kind"), (kind,)):
         return f"a {kind} state holding a {brief(job.get('kind'))} job"
     if not (isinstance(job.get("output"), str) and isinstance(job.get("image"), str)):
         return "no image or output in its job"
-    if not (isinstance(job.get("total"), int) and not isinstance(job.get("total"), bool) and job["total"] >= 1):
+    if not _whole(job.get("total"), 1):
         return f"its job's total steps must be a whole number of at least 1, got {brief(job.get('total'))}"
     if kind == "outpaint":
         extend = job.get("extend")
-        if not (isinstance(extend, dict) and all(isinstance(k, str) and number(v) for k, v in extend.items())):
+        if not (isinstance(extend, dict) and all(isinstance(k, str) and _number(v) for k, v in extend.items())):
             return f"its margins are not numbers by side: {brief(extend)}"
-        if job.get("feather") is not None and not number(job.get("feather")):
+        if job.get("feather") is not None and not _number(job.get("feather")):
             return f"its feather is not a number: {brief(job.get('feather'))}"
     else:
-        if not (number(job.get("factor")) and number(job.get("steps"))):
+        if not (_number(job.get("factor")) and _number(job.get("steps"))):
             return "its factor and steps are not numbers"
         if not (isinstance(job.get("prompts"), list) and all(isinstance(p, str) for p in job["prompts"])):
             return "its prompts are not a list of strings"

@@ -60,6 +60,15 @@ def field(page, elem_id: str):
     return page.locator(f"#{elem_id} :is(textarea, input)").first
 
 
+def run_and_download(page, tab: str, path) -> None:
+    """Runs an Edit sub-tab (`#TAB-run`), waits for its status to say done, saves its PNG to path."""
+    page.locator(f"#{tab}-run").click()
+    page.locator(f"#{tab}-status").get_by_text("done").wait_for()
+    with page.expect_download() as download:
+        page.locator(f"#{tab}-download").click()
+    download.value.save_as(path)
+
+
 def enter(page, elem_id: str, text: str) -> None:
     """Types into a field and leaves it (Tab): a number field commits its value on change, and a
     click on Generate right after a bare fill could, on a busy machine, still send the old one."""
@@ -225,11 +234,7 @@ def test_edit_upscales_an_uploaded_picture(page, tmp_path):
     page.locator("#upscale-source input[type=file]").set_input_files(str(tmp_path / "small.png"))
     enter(page, "upscale-steps", "2")
     enter(page, "edit-cutn", "2")
-    page.locator("#upscale-run").click()
-    page.locator("#upscale-status").get_by_text("done").wait_for()
-    with page.expect_download() as download:
-        page.locator("#upscale-download").click()
-    download.value.save_as(tmp_path / "big.png")
+    run_and_download(page, "upscale", tmp_path / "big.png")
     assert Image.open(tmp_path / "big.png").size == (64, 64)
     assert read_settings(tmp_path / "big.png")["iterations"] == 2
 
@@ -255,11 +260,7 @@ def test_edit_inpaints_what_was_painted(page, tmp_path):
     enter(page, "edit-prompts", "a red circle")
     for elem_id, value in (("edit-steps", "3"), ("edit-cutn", "2"), ("inpaint-feather", "0")):
         enter(page, elem_id, value)
-    page.locator("#inpaint-run").click()
-    page.locator("#inpaint-status").get_by_text("done").wait_for()
-    with page.expect_download() as download:
-        page.locator("#inpaint-download").click()
-    download.value.save_as(tmp_path / "inpainted.png")
+    run_and_download(page, "inpaint", tmp_path / "inpainted.png")
     settings = read_settings(tmp_path / "inpainted.png")
     mask = np.asarray(Image.open(settings["mask"]).convert("L")) > 127
     assert 0 < mask.mean() < 0.5  # the stroke, not the whole picture
@@ -279,11 +280,7 @@ def test_edit_outpaints_with_margins(page, tmp_path):
     enter(page, "edit-prompts", "a red circle")
     for elem_id, value in (("edit-steps", "2"), ("edit-cutn", "2")):  # margins: the defaults, 16 px left and right
         enter(page, elem_id, value)
-    page.locator("#outpaint-run").click()
-    page.locator("#outpaint-status").get_by_text("done").wait_for()
-    with page.expect_download() as download:
-        page.locator("#outpaint-download").click()
-    download.value.save_as(tmp_path / "wide.png")
+    run_and_download(page, "outpaint", tmp_path / "wide.png")
     out = np.asarray(Image.open(tmp_path / "wide.png").convert("RGB"))
     assert out.shape == (32, 64, 3)
     assert (out[:, 16:48] == red).all()  # the original, exactly
