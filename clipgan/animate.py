@@ -363,7 +363,9 @@ def _resumed(resume: dict | None, s: Settings, models: "Models") -> dict:
         if isinstance(value, dict):
             for k, v in value.items():
                 check(v, k if isinstance(k, str) else name)
-        elif isinstance(value, torch.Tensor) and name in want:
+        elif name in want and value is not None:
+            if not isinstance(value, torch.Tensor):  # an edited state: a list where a tensor belongs
+                raise ClipganError(f"resume: the carry's {name} is not a tensor but {brief(value)}")
             if tuple(value.shape) != want[name] or not value.is_floating_point():
                 raise ClipganError(f"resume: the carry's {name} is {tuple(value.shape)}, but this run's is {want[name]} "
                                    "(a state of another size or model)")
