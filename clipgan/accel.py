@@ -46,9 +46,12 @@ def compile_mode(compile: bool, cuda_graphs: bool) -> str | None:
     return "default" if compile else None
 
 
-def accelerated_modules(vqgan, perceptors) -> list[nn.Module]:
-    """The modules worth compiling: the VQGAN decoder and each CLIP image tower."""
-    modules = [getattr(vqgan, "decoder", vqgan)]
+def accelerated_modules(model_modules, perceptors) -> list[nn.Module]:
+    """The modules worth compiling: the image model's (a VQGAN's decoder; a VQGAN itself is taken
+    as its decoder) and each CLIP image tower."""
+    if isinstance(model_modules, nn.Module):
+        model_modules = [getattr(model_modules, "decoder", model_modules)]
+    modules = list(model_modules)
     for p in perceptors:
         visual = getattr(getattr(p, "model", None), "visual", None)
         if isinstance(visual, nn.Module) and all(visual is not m for m in modules):

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from PIL import Image
     from torch import Tensor
 
-    from clipgan.optimize import Guide, Step
-    from clipgan.pipeline import Models
+    from clipgan.losses.terms import Guide
+    from clipgan.optimize import Step
+    from clipgan.runsetup import Models
 
 StepCallback = Callable[["Step"], None]
 
@@ -320,22 +321,23 @@ def _split_kwargs(options_cls, settings: Settings | None, kwargs: dict):
 
 
 def _setup(s: Settings, models: "Models | None", box_of: tuple[int, int] | None = None):
-    """Models loaded, seed drawn, size fitted to the VQGAN (and the size a box that a source of
-    size `box_of` fits in): the settings as they will run."""
-    from clipgan.pipeline import draw_seed, load_models, run_size
+    """Models loaded, seed drawn, size fitted to the image model (and the size a box that a source of
+    size `box_of` fits in), memory checked: the settings as they will run."""
+    from clipgan.runsetup import prepare
 
-    from clipgan.memory import check_memory
+    # keyframes and frames all run at this size: refused before the first
+    return prepare(s, models, box_of)
 
-    models = models or load_models(s)
-    seed = s.seed if s.seed is not None else draw_seed()
-    s = s.replace(seed=seed, size=run_size(s, models, box_of))
-    check_memory(s, models)  # keyframes and frames all run at this size: refused before the first
-    return s, models
+
+def _refuse_pictures(s: Settings, what: str) -> None:
+    from clipgan.runsetup import refuse_pictures
+
+    refuse_pictures(s, what)
 
 
 def _carry(next_frame: int, **values) -> dict:
     """Taken just before a frame is yielded: nothing draws random numbers until the next frame starts."""
-    from clipgan.pipeline import rng_state
+    from clipgan.runsetup import rng_state
 
     return {"next": next_frame, **values, **rng_state()}
 
@@ -348,7 +350,7 @@ def _resumed(resume: dict | None, s: Settings, models: "Models") -> dict:
     import torch
 
     from clipgan.interrupt import move
-    from clipgan.pipeline import restore_rng
+    from clipgan.runsetup import restore_rng, z_shape
 
     next_frame = resume.get("next") if isinstance(resume, dict) else None
     if isinstance(next_frame, bool) or not isinstance(next_frame, int) or next_frame < 0:
@@ -356,8 +358,8 @@ def _resumed(resume: dict | None, s: Settings, models: "Models") -> dict:
     rng = resume.get("rng")
     if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
         raise ClipganError("resume: the carry's random number generator state is not torch's")
-    (w, h), f = s.size, models.vqgan.factor
-    want = {"z": (1, models.vqgan.codebook.shape[1], h // f, w // f), "image": (1, 3, h, w), "previous": (1, 3, h, w)}
+    w, h = s.size
+    want = {"z": z_shape(s, models), "image": (1, 3, h, w), "previous": (1, 3, h, w)}
 
     def check(value, name):
         if isinstance(value, dict):
@@ -383,7 +385,7 @@ class _Runner:
         self._guides: dict[tuple[str, ...], list] = {}
 
     def guides(self, prompts: Sequence[str]) -> list["Guide"]:
-        from clipgan.pipeline import build_guides
+        from clipgan.runsetup import build_guides
 
         key = tuple(prompts)
         if key not in self._guides:
@@ -391,15 +393,26 @@ class _Runner:
         return self._guides[key]
 
     def run(self, guides, z: "Tensor", steps: int) -> "Step":
-        from clipgan.optimize import iterate
-        from clipgan.pipeline import iterate_options
+        from clipgan.runsetup import model_of, run_loop
 
-        last = None
-        options = {**iterate_options(self.s, self.models.device), "steps": steps}
-        for last in iterate(self.models.vqgan, guides, z, **options):
-            if self.callback is not None:
-                self.callback(last)
+        last, _ = run_loop(self.s, self.models, model_of(self.s, self.models, z), guides,
+                           callback=self.callback, steps=steps)
         return last
+
+    def render(self, z: "Tensor") -> "Tensor":
+        """The picture of parameters `z`, without a step."""
+        import torch
+
+        from clipgan.runsetup import model_of
+
+        with torch.no_grad():
+            return model_of(self.s, self.models, z).render(z)
+
+    def encode(self, image: "Tensor") -> "Tensor":
+        """The parameters whose picture is `image`."""
+        from clipgan.runsetup import model_from_image
+
+        return model_from_image(self.s, self.models, image).z.detach()
 
 
 def slerp(a: "Tensor", b: "Tensor", w: float) -> "Tensor":
@@ -421,7 +434,7 @@ def slerp(a: "Tensor", b: "Tensor", w: float) -> "Tensor":
 
 def _blend(a: list["Guide"], b: list["Guide"], w: float) -> list["Guide"]:
     """Guides scoring both prompt sets, A's targets weighted 1-w and B's w."""
-    from clipgan.optimize import Guide, Target
+    from clipgan.losses.terms import Guide, Target
 
     def scaled(targets, scale, tag):
         return [Target(f"{tag}:{t.label}", t.embeds, t.weight * scale, t.stop) for t in targets if scale > 0]
@@ -478,8 +491,7 @@ def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", c
            checkpoint=None) -> Iterator[Frame]:
     import torch
 
-    from clipgan.optimize import synth
-    from clipgan.pipeline import initial_z
+    from clipgan.runsetup import initial_z
 
     torch.manual_seed(s.seed)
     runner = _Runner(s, models, callback)
@@ -520,8 +532,7 @@ def _morph(prompts: list[str], o: MorphOptions, s: Settings, models: "Models", c
             path = slerp(ka["z"], kb["z"], w)
             mixed = (prompts[a], prompts[b])
             if o.mode == "latent":
-                with torch.no_grad():
-                    image = synth(models.vqgan, path)
+                image = runner.render(path)
                 frame = Frame(index, image, path, s.seed, None, mixed, mix=w)
             else:
                 step = runner.run(_blend(guides[a], guides[b], w), slerp(z, path, o.anchor), o.steps_per_frame)
@@ -552,6 +563,7 @@ def zoom(
     opts, s = _split_kwargs(ZoomOptions, settings, kwargs)
     schedule = prompt_schedule(prompts, opts.frames)
     _check_schedule(schedule, opts.frames)
+    _refuse_pictures(s, "zoom")
     s, models = _setup(s, models)
     return _zoom(schedule, opts, s, models, callback, resume)
 
@@ -576,7 +588,7 @@ def warp(image: "Tensor", zoom: float = 1.0, angle: float = 0.0, shift_x: float 
 def _zoom(schedule, o: ZoomOptions, s: Settings, models: "Models", callback, resume) -> Iterator[Frame]:
     import torch
 
-    from clipgan.pipeline import initial_z
+    from clipgan.runsetup import initial_z
 
     torch.manual_seed(s.seed)
     runner = _Runner(s, models, callback)
@@ -586,8 +598,7 @@ def _zoom(schedule, o: ZoomOptions, s: Settings, models: "Models", callback, res
     image = carried.get("image")  # the previous frame
     for t in range(carried.get("next", 0), o.frames):
         if image is not None:
-            with torch.no_grad():
-                z = models.vqgan.encode(warp(image, *(p(t) for p in params)))
+            z = runner.encode(warp(image, *(p(t) for p in params)))
         active = schedule(t)
         step = runner.run(runner.guides(active), z, o.steps_per_frame if t else (o.first_steps or s.iterations))
         image = step.image
@@ -617,6 +628,7 @@ def restyle(
     from clipgan.video import iter_frames, read_video_info
 
     opts, s = _split_kwargs(RestyleOptions, settings, kwargs)
+    _refuse_pictures(s, "restyle")
     count, _, _ = read_video_info(video)
     if count < 1:
         raise ClipganError(f"{video} has no frames")
@@ -648,8 +660,7 @@ def _restyle(video, count: int, schedule, o: RestyleOptions, s: Settings, models
         start = to_tensor(source, s.size, models.device)
         if previous is not None and o.blend:
             start = torch.lerp(start, previous, o.blend)
-        with torch.no_grad():
-            z = models.vqgan.encode(start)
+        z = runner.encode(start)
         active = schedule(t)
         step = runner.run(runner.guides(active), z, o.steps_per_frame)
         previous = step.image

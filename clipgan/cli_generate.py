@@ -56,6 +56,19 @@ class Job:
         return job
 
 
+def save_output(path: Path, image, z, settings: dict):
+    """The picture, or with an .svg name the strokes `z` it was drawn from, with the settings."""
+    from clipgan.io import save_image, to_pil
+
+    if path.suffix.lower() == ".svg":
+        from clipgan.image_models.strokes import to_svg
+        from clipgan.io import save_svg
+
+        size = (image.width, image.height) if hasattr(image, "width") else (image.shape[-1], image.shape[-2])
+        return save_svg(to_svg(z, size), path, settings)
+    return save_image(image if hasattr(image, "width") else to_pil(image), path, settings)
+
+
 def default_output(prompts: list[str]) -> Path:
     """A new file named after the first prompt, never one that exists."""
     stem = re.sub(r"[^a-z0-9]+", "-", (prompts[0] if prompts else "clipgan").lower()).strip("-")[:60] or "clipgan"
@@ -74,7 +87,7 @@ def generate(
     iterations: O.Iterations = D.iterations,
     change_prompt_every: O.ChangePromptEvery = D.change_prompt_every,
     size: O.Size = D.size,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="png, jpg or webp; default: named after the prompt.", rich_help_panel=OUTPUT)] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="png, jpg or webp (svg with --image-model strokes); default: named after the prompt.", rich_help_panel=OUTPUT)] = None,
     save_every: O.SaveEvery = 0,
     frames_dir: Annotated[Optional[Path], typer.Option(help="With --save-every, also write numbered frames here.", rich_help_panel=OUTPUT)] = None,
     video: Annotated[Optional[Path], typer.Option(help="Progress video (mp4, webm, gif): a frame every --save-every steps (every step if 0).", rich_help_panel=OUTPUT)] = None,
@@ -105,6 +118,8 @@ def generate(
     low_memory: Annotated[bool, typer.Option("--low-memory", help="Recompute decoder activations in the backward pass: much less memory, somewhat slower.", rich_help_panel=RUN)] = D.low_memory,
     compile: Annotated[Switch, typer.Option(help="torch.compile the decoder and CLIP; a failure falls back to eager (auto: off, CUDA graphs pay sooner).", rich_help_panel=RUN)] = Switch(D.compile),
     cuda_graphs: Annotated[Switch, typer.Option(help="Also replay them as CUDA graphs (auto: on CUDA from 1200 steps, where the compile time pays back).", rich_help_panel=RUN)] = Switch(D.cuda_graphs),
+    image_model: O.ImageModelOpt = D.image_model,
+    strokes: O.StrokesOpt = D.strokes,
     vqgan: Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)] = D.vqgan,
     vqgan_config: O.VqganConfig = D.vqgan_config,
     vqgan_checkpoint: O.VqganCheckpoint = D.vqgan_checkpoint,
@@ -121,7 +136,7 @@ def generate(
 
 def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
     """The command line's values -> the run's Settings and Job, checked; nothing runs yet."""
-    from clipgan.io import check_output, read_settings
+    from clipgan.io import FORMATS, check_output, read_settings
 
     if a["zoom_video"]:
         raise ClipganError("-zvid: a zoom video is its own command here: clipgan zoom PROMPT -o zoom.mp4 "
@@ -137,7 +152,7 @@ def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
                   cutn=a["cutn"], cut_pow=a["cut_pow"], cut_method=O.cut_method(a["cut_method"]),
                   augments=O.augments(a["augments"]), optimizer=a["optimizer"], lr=a["lr"], seed=a["seed"],
                   device=a["device"], precision=a["precision"], low_memory=a["low_memory"], compile=a["compile"],
-                  cuda_graphs=a["cuda_graphs"], vqgan=a["vqgan"],
+                  cuda_graphs=a["cuda_graphs"], vqgan=a["vqgan"], image_model=a["image_model"], strokes=a["strokes"],
                   vqgan_config=a["vqgan_config"], vqgan_checkpoint=a["vqgan_checkpoint"],
                   clip=[O.clip_name(c) for c in a["clip"] or D.clip], trust_checkpoint=a["trust_checkpoint"])
     params = {"prompts": ["prompts", "prompt"], "image_prompts": ["image_prompt"]}
@@ -148,7 +163,9 @@ def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
     else:
         base, changes = Settings(), values
     settings = base.replace(**changes)
-    output = check_output(a["output"] or default_output(settings.prompts))
+    output = check_output(a["output"] or default_output(settings.prompts), {**FORMATS, ".svg": "SVG"})
+    if output.suffix.lower() == ".svg" and settings.image_model != "strokes":
+        raise ClipganError(f"{output}: SVG output draws strokes; add --image-model strokes (or write png, jpg or webp)")
     video, frames_dir, save_every = a["video"], a["frames_dir"], a["save_every"]
     if a["video_mp4"]:
         if video is not None:
@@ -263,7 +280,7 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
             video.append(frame)
         if job.save_every and done % job.save_every == 0:
             image = to_pil(step.image)
-            save_image(image, job.output, settings.to_dict())
+            save_output(job.output, image, step.z, settings.to_dict())
             if job.frames_dir is not None:
                 job.frames_dir.mkdir(exist_ok=True)
                 save_image(image, job.frames_dir / f"{done:05d}.png")
@@ -292,7 +309,7 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
             else:
                 typer.echo("interrupted before the first step; nothing to keep", err=True)
             raise typer.Exit(INTERRUPTED) from None
-        save_image(to_pil(last["step"].image), job.output, settings.to_dict())
+        save_output(job.output, last["step"].image, last["step"].z, settings.to_dict())
         if not resumable:
             typer.echo(f"interrupted at step {done}; image so far saved to {job.output} "
                        "(upscaled runs cannot be resumed)", err=True)
@@ -304,10 +321,10 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
     except NumericError:
         _close(bar)
         if last:  # keep the last good picture
-            save_image(to_pil(last["step"].image), job.output, settings.to_dict())
+            save_output(job.output, last["step"].image, last["step"].z, settings.to_dict())
         raise
     _close(bar)
-    save_image(result.image, job.output, result.settings.to_dict())
+    save_output(job.output, result.image, result.z, result.settings.to_dict())
     if not quiet:
         typer.echo(f"saved {job.output} (seed {result.seed})" + (f" and {job.video}" if job.video else ""))
     return result

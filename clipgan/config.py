@@ -21,6 +21,10 @@ UPSCALE_STEPS = 20  # refinement steps after upscaling
 # `size`; the bundled toy: 64): the peers' 512 on a GPU whose free memory fits a step there,
 # else 256 (a CPU step at 512 takes seconds, and 100 of them minutes).
 GPU_SIZE, CPU_SIZE = 512, 256
+# What a run optimizes (clipgan.image_models): a VQGAN latent, raw pixels, a damped spectrum, or
+# Bezier strokes (CLIPDraw). One tuple: the CLI's choices, validation and the bench read it.
+IMAGE_MODELS = ("vqgan", "pixels", "fft", "strokes")
+DEFAULT_STROKES = 64
 # The default --feather: this share of the picture's shorter side, at least 1 px (2 px at 64,
 # 8 at 256, 16 at 512), so the blended seam stays a thin band whatever the size.
 FEATHER_SHARE = 1 / 32
@@ -85,6 +89,8 @@ class Settings:
     noise_prompt_seeds: list[int] = field(default_factory=list)  # targets: seeded random CLIP embeddings
     noise_prompt_weights: list[float] = field(default_factory=list)  # one per seed; missing ones are 1
     iterations: int = 100
+    image_model: str = "vqgan"  # what is optimized: one of IMAGE_MODELS
+    strokes: int = DEFAULT_STROKES  # image_model strokes: how many curves
     change_prompt_every: int = 0  # "a ^ b" stories: steps per part (0: spread over the run)
     # width, height, rounded to the VQGAN's factor; None: the model's own (the bundled toy: 64),
     # else GPU_SIZE where a step fits in the GPU's memory, else CPU_SIZE (pipeline.run_size)
@@ -187,6 +193,9 @@ class Settings:
                 raise ClipganError(f"{name} must be a string, got {_short(getattr(self, name))}")
         _check_int(self.iterations, "iterations", 1)
         _check_int(self.cutn, "cutn", 1)
+        _check_int(self.strokes, "strokes", 1, MAX_STROKES)
+        if not isinstance(self.image_model, str) or self.image_model not in IMAGE_MODELS:
+            raise ClipganError(f"unknown image-model {_short(self.image_model)}; choose from {', '.join(IMAGE_MODELS)}")
         _check_int(self.change_prompt_every, "change-prompt-every", 0)
         if self.feather is not None:  # None: a band of 1/32 of the shorter side
             _check_int(self.feather, "feather", 0, MAX_FEATHER)
@@ -234,6 +243,7 @@ class Settings:
 
 
 MAX_SIDE = 65536  # px per side: far beyond any step that fits in memory, and within what PIL and torch index
+MAX_STROKES = 10000  # the rasterizer's memory grows with strokes x pixels
 MAX_FEATHER = 4096  # px: the blur kernel is 4x this wide
 
 

@@ -23,7 +23,8 @@ from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError
 from clipgan.io import grey, open_image, rgb, to_pil, to_tensor
 from clipgan.memory import check_memory
-from clipgan.optimize import Guide, Step, iterate
+from clipgan.losses.terms import Guide
+from clipgan.optimize import Step
 
 FOCUS = 0.8  # share of cutouts centred on a masked pixel; the rest keep the whole picture in view
 SIDES = ("left", "right", "top", "bottom")
@@ -150,11 +151,11 @@ def _pad_to(t: Tensor, factor: int, mode: str) -> Tensor:
     return F.pad(t, (0, pw, 0, ph), mode=mode)
 
 
-def _run(s: Settings, models, z: Tensor, z_mask: Tensor | None, pixel_mask: Tensor | None,
-         callback: Callable[[Step], None] | None, resume: dict | None = None) -> tuple[Step, list[float]]:
-    """The ordinary loop from z; with a mask, only its cells move and cutouts look at it.
+def _run(s: Settings, models, model, pixel_mask: Tensor | None, callback: Callable[[Step], None] | None,
+         resume: dict | None = None) -> tuple[Step, list[float]]:
+    """The ordinary loop on `model`; with a mask, cutouts look at it (the model holds its cells).
     `resume` (a `resume_state(...)`) goes on after its step exactly as if the run had not stopped."""
-    from clipgan.pipeline import build_guides, iterate_options, restore_rng
+    from clipgan.runsetup import build_guides, run_loop
 
     guides = build_guides(s, models)
     if pixel_mask is not None:
@@ -170,25 +171,15 @@ def _run(s: Settings, models, z: Tensor, z_mask: Tensor | None, pixel_mask: Tens
             return out
 
         guides = (lambda i, at=guides: refocus(at(i))) if callable(guides) else refocus(guides)
-    losses, last, start, opt_state, z_init = [], None, 0, None, z
-    if resume is not None:  # the same draws as the first run up to here, then its saved state
-        z, opt_state, start = resume["z"].to(z.device), resume["optimizer"], resume["next_step"]
-        losses = list(resume.get("losses", []))
-        restore_rng(resume)
-    for last in iterate(models.vqgan, guides, z, z_init=z_init, z_mask=z_mask, start=start, optimizer_state=opt_state,
-                        **iterate_options(s, models.device)):
-        losses.append(last.loss)
-        if callback is not None:
-            callback(last)
-    if last is None:
-        raise ClipganError("nothing left to do: that run had already finished")
-    return last, losses
+    return run_loop(s, models, model, guides, callback=callback, resume=resume)
 
 
-def _prepare(prompts, settings: dict, models):
-    from clipgan.pipeline import draw_seed, load_models
+def _prepare(prompts, settings: dict, models, what: str):
+    """Settings, models and seed of an edit (`what` names it where the image model cannot start from a picture)."""
+    from clipgan.runsetup import draw_seed, load_models, refuse_pictures
 
     s = _settings(prompts, settings)
+    refuse_pictures(s, what)
     models = models or load_models(s)
     seed = s.seed if s.seed is not None else draw_seed()
     torch.manual_seed(seed)
@@ -197,19 +188,22 @@ def _prepare(prompts, settings: dict, models):
 
 def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, soft: Tensor, callback, resume=None,
                  lower: str = "--init-image"):
-    """Run from `init` with only the masked cells free, then paste the result over `base`
-    through `soft`. All (1, C, H, W) at any size: the run pads to the VQGAN factor and crops.
-    The callback's steps carry the pasted picture too (what a saved frame should show).
-    Returns (composited image, last step, losses)."""
-    f = models.vqgan.factor
+    """Run from `init` with only the masked cells free (models with cells), then paste the result
+    over `base` through `soft`. All (1, C, H, W) at any size: the run pads to the image model's
+    factor and crops. The callback's steps carry the pasted picture too (what a saved frame should
+    show). Returns (composited image, last step, losses)."""
+    from clipgan.runsetup import image_factor, model_from_image
+
+    f = image_factor(s, models)
     h, w = init.shape[-2:]
     if not hard(mask).any():
         raise ClipganError("the mask is all black: nothing to regenerate")
     canvas, canvas_mask = _pad_to(init, f, "replicate"), _pad_to(mask, f, "constant")
     run = s.replace(size=(canvas.shape[-1], canvas.shape[-2]))
     check_memory(run, models, lower=lower)  # the picture's (or the grown canvas's) size, before any step
-    with torch.no_grad():
-        z = models.vqgan.encode(canvas)
+    model = model_from_image(run, models, canvas)
+    if model.has_cells:
+        model.hold_cells(model.cell_mask(canvas_mask))
     base, soft = base.to(init.device), soft.to(init.device)
 
     def pasted(image: Tensor) -> Tensor:
@@ -217,7 +211,7 @@ def _masked_edit(s: Settings, models, init: Tensor, base: Tensor, mask: Tensor, 
 
     # the callback sees the picture as it would be saved: cropped and pasted over the original
     show = None if callback is None else (lambda step: callback(replace(step, image=pasted(step.image))))
-    last, losses = _run(run, models, z, latent_mask(canvas_mask, f), canvas_mask, show, resume)
+    last, losses = _run(run, models, model, canvas_mask, show, resume)
     return pasted(last.image), last, losses
 
 
@@ -234,12 +228,12 @@ def inpaint(prompts, init_image: ImageLike, mask: MaskLike, *, models=None,
     `config.default_feather` of the picture) equal the input exactly. When picture and mask are files, the Result's settings name both, so
     `generate(settings=result.settings)` runs the same inpainting again.
     """
-    from clipgan.pipeline import Result
+    from clipgan.runsetup import Result
 
     if init_image is None:
         raise ClipganError("a mask needs an --init-image to edit")
     picture = _as_image(init_image)
-    s, models = _prepare(prompts, settings, models)
+    s, models = _prepare(prompts, settings, models, "inpainting")
     files = isinstance(init_image, (str, Path))
     s = s.replace(size=picture.size, init_image=str(init_image) if files else s.init_image,
                   mask=str(mask) if files and isinstance(mask, (str, Path)) else None,
@@ -318,10 +312,10 @@ def outpaint(image: ImageLike, prompts, *, extend: Mapping[str, int], models=Non
     inward, over the first feather_px px of the new area (default: the settings' `feather`,
     else `config.default_feather` of the result).
     """
-    from clipgan.pipeline import Result
+    from clipgan.runsetup import Result
 
     picture = _as_image(image)
-    s, models = _prepare(prompts, settings, models)
+    s, models = _prepare(prompts, settings, models, "outpainting")
     start, border, mask = grow(to_tensor(picture, device=models.device), extend, fill)
     size = (start.shape[-1], start.shape[-2])
     s = s.replace(size=size, feather=_feather_px(feather_px, s, size))
@@ -340,21 +334,19 @@ def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPS
     Without prompts the picture itself is the (image) prompt, so the refinement keeps to it.
     The size is rounded to the VQGAN factor, with a notice.
     """
-    from clipgan.pipeline import Result, fit_size
+    from clipgan.runsetup import Result, fit_size, image_factor, model_from_image
 
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1:
         raise ClipganError(f"upscale factor must be more than 1, got {factor!r}")
     picture = _as_image(image)
     if not prompts and not settings.get("image_prompts") and isinstance(image, (str, Path)):
         settings["image_prompts"] = [str(image)]
-    s, models = _prepare(prompts, dict(settings, iterations=steps), models)
-    size = fit_size((round(picture.width * factor), round(picture.height * factor)), models.vqgan.factor)
+    s, models = _prepare(prompts, dict(settings, iterations=steps), models, "upscaling")
+    size = fit_size((round(picture.width * factor), round(picture.height * factor)), image_factor(s, models))
     check_memory(s, models, size=size, lower=upscale_flag)  # before the picture is enlarged
     s = s.replace(size=size)
     big = to_tensor(picture, size, models.device)  # Lanczos
-    with torch.no_grad():
-        z = models.vqgan.encode(big)
-    last, losses = _run(s, models, z, None, None, callback, resume)
+    last, losses = _run(s, models, model_from_image(s, models, big), None, callback, resume)
     return Result(to_pil(last.image), s.seed, s, losses, last.z)
 
 
@@ -367,20 +359,23 @@ def generate_upscaled(prompts=(), *, upscale_factor: float | None = None, upscal
     holds the upscaled picture and the settings of the generating run with the upscale added
     (so that `generate(settings=result.settings)` gives the same picture again).
     """
-    from clipgan.pipeline import generate, load_models
+    from clipgan.runsetup import fit_size, image_factor, load_models, plain_run, refuse_pictures
 
     base = _settings(prompts, dict(settings))
+    refuse_pictures(base, "upscaling")
     base = base.replace(upscale=upscale_factor if upscale_factor is not None else base.upscale or 2,
                         upscale_steps=base.upscale_steps if upscale_steps is None else upscale_steps)
     models = models or load_models(base)
     # both phases checked before the first step: the refinement at the larger size is the big one
-    from clipgan.pipeline import fit_size
-
-    w, h = fit_size(open_image(base.init_image).size if base.mask else base.size, models.vqgan.factor)
+    w, h = fit_size(open_image(base.init_image).size if base.mask else base.size, image_factor(base, models))
     big_size = (round(w * base.upscale), round(h * base.upscale))
     check_memory(base, models, size=(w, h))
     check_memory(base, models, size=big_size, lower="--upscale")
-    first = generate(models=models, callback=callback, settings=base.replace(upscale=None))
+    plain = base.replace(upscale=None)
+    if plain.mask is not None:
+        first = inpaint((), plain.init_image, plain.mask, models=models, callback=callback, settings=plain)
+    else:
+        first = plain_run(plain, models=models, callback=callback)
     big = upscale(first.image, first.settings.prompts, factor=base.upscale, steps=base.upscale_steps, models=models,
                   callback=callback, settings=first.settings.replace(init_image=None, mask=None), upscale_flag="--upscale")
     done = first.settings.replace(upscale=base.upscale, upscale_steps=base.upscale_steps)

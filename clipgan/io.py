@@ -222,6 +222,26 @@ def save_image(image: Image.Image, path: str | Path, settings: dict | None = Non
     return path
 
 
+def save_svg(text: str, path: str | Path, settings: dict | None = None) -> Path:
+    """Writes an SVG document atomically; `settings` go in a <metadata> element as JSON."""
+    from xml.sax.saxutils import escape
+
+    path = Path(path)
+    if settings is not None:
+        try:
+            meta = json.dumps(settings, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ClipganError(f"settings for {path} cannot be written as JSON ({e})") from None
+        head, sep, rest = text.partition(">")
+        text = f"{head}{sep}\n<metadata id=\"{SETTINGS_KEY}\">{escape(meta)}</metadata>{rest}"
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise ClipganError(f"could not write {path} ({e.strerror or e})") from None
+    return path
+
+
 def read_settings(path: str | Path) -> dict:
     """The settings JSON a clipgan image carries."""
     image = open_image(path)

@@ -18,6 +18,8 @@ loaded models; each term mirrors what the layer's backward needs:
   3 s^2 + t d (2 + 10 L) with t = (s/p)^2 + 1 tokens (layer norms, qkv, attention output,
   MLP 4d twice); a ModifiedResNet keeps its conv and batch-norm inputs block by block.
   So the CLIP part grows with cutn. Other towers get a rough 64 x 3 s^2.
+- Other image models (pixels, fft, strokes) count their own (`activation_elements`): a few
+  copies of the picture; strokes keep each stroke's distance field per curve segment.
 - Backward: the gradient of the largest activation and of its input live at once, 2x its size.
 
 Elements cost 4 bytes in fp32; under bf16/fp16 autocast about 2.4 on average, because
@@ -165,11 +167,17 @@ def perceptor_elements(perceptor, cutn: int, augments: int) -> tuple[int, int]:
 
 
 def estimate(vqgan, perceptors, size: tuple[int, int], cutn: int, *, augments: int = 5,
-             dtype=None, low_memory: bool = False) -> Estimate:
-    """Bytes one step needs at `size` (W, H) with `cutn` cutouts per perceptor (see the module docstring)."""
+             dtype=None, low_memory: bool = False, image_model=None, settings=None) -> Estimate:
+    """Bytes one step needs at `size` (W, H) with `cutn` cutouts per perceptor (see the module docstring).
+
+    `vqgan` is the VQGAN decoded; for other image models it is None and `image_model` (the class,
+    clipgan.image_models) counts its own activations, from `settings` where it needs them."""
     w, h = size
-    f = vqgan.factor
-    plain, checkpointed, block, largest = decoder_elements(vqgan.decoder, h // f, w // f)
+    if vqgan is not None:
+        f = vqgan.factor
+        plain, checkpointed, block, largest = decoder_elements(vqgan.decoder, h // f, w // f)
+    else:
+        plain, checkpointed, block, largest = image_model.activation_elements(size, settings)
     cut = clip = 0
     for p in perceptors:
         c, v = perceptor_elements(p, cutn, augments)
@@ -231,12 +239,14 @@ def check_memory(settings, models, available: int | None = None, *, size: tuple[
     the settings' size for a phase run at another size (an upscale's refinement, an outpaint's
     canvas), and `lower` names the setting that sets it, for the advice.
     """
-    from clipgan.pipeline import resolve_dtype
+    from clipgan.devices import resolve_dtype
+    from clipgan.image_models import KINDS
 
     size = tuple(size or settings.size)
-    est = estimate(models.vqgan, models.perceptors, size, settings.cutn,
+    kind = getattr(settings, "image_model", "vqgan")
+    est = estimate(models.vqgan if kind == "vqgan" else None, models.perceptors, size, settings.cutn,
                    augments=len(settings.augments), dtype=resolve_dtype(settings.precision, models.device),
-                   low_memory=settings.low_memory)
+                   low_memory=settings.low_memory, image_model=KINDS[kind], settings=settings)
     where = f"on {models.device}"
     if available is None:
         limit = os.environ.get(ENV_VAR, "").strip()

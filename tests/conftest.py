@@ -149,3 +149,15 @@ def local_server(handler, **attributes):
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+def iterate_vqgan(vqgan, guides, z, *, init_weight: float = 0.0, tv_weight: float = 0.0, z_mask=None, **options):
+    """optimize.iterate on a VQGAN latent with the standard loss terms (the loop's old signature)."""
+    from clipgan.image_models import VQGANImage
+    from clipgan.losses.terms import standard_terms
+    from clipgan.optimize import iterate
+
+    model = VQGANImage(vqgan, z)
+    if z_mask is not None:
+        model.hold_cells(z_mask)
+    return iterate(model, standard_terms(guides, z, init_weight, tv_weight), **options)

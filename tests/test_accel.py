@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import iterate_vqgan
 
 from clipgan import accel
 from clipgan.config import Settings
@@ -12,7 +13,7 @@ from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError, ClipganNotice
 from clipgan.models.clip import load_clip
 from clipgan.models.vqgan import load_vqgan
-from clipgan.optimize import Guide, Target, iterate
+from clipgan.optimize import Guide, Target
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def parts(tiny_models):
 def losses(parts, steps=3, **options) -> list[float]:
     vqgan, guide, z = parts
     torch.manual_seed(3)
-    return [s.loss for s in iterate(vqgan, [guide], z, steps=steps, lr=0.1, **options)]
+    return [s.loss for s in iterate_vqgan(vqgan, [guide], z, steps=steps, lr=0.1, **options)]
 
 
 def forwards(parts) -> list:
@@ -106,7 +107,7 @@ def test_compiled_forwards_are_removed_after_the_run(parts, monkeypatch):
     vqgan, guide, z = parts
     use_backend(monkeypatch, "aot_eager")
     torch.manual_seed(3)
-    steps = iterate(vqgan, [guide], z, steps=3, lr=0.1, compile=True)
+    steps = iterate_vqgan(vqgan, [guide], z, steps=3, lr=0.1, compile=True)
     first = next(steps)
     assert all(f is not None for f in forwards(parts))  # compiled forwards in place during the run
     rest = [s.loss for s in steps]

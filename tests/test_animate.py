@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_cli_args
+from conftest import tiny_cli_args, iterate_vqgan
 from typer.testing import CliRunner
 
 import clipgan.cli_animate  # noqa: F401  registers morph, zoom and restyle on the app
@@ -18,7 +18,7 @@ from clipgan.cli import app
 from clipgan.config import Settings
 from clipgan.errors import ClipganError
 from clipgan.models import registry
-from clipgan.optimize import iterate, synth
+from clipgan.optimize import synth
 from clipgan.pipeline import build_guides, initial_z, load_models
 from clipgan.video import VideoWriter, read_video_info
 
@@ -177,7 +177,7 @@ def test_latent_morph_frames_are_keyframes_and_slerps(tiny_loaded):
     s = Settings(**kw)
     torch.manual_seed(s.seed)
     z = initial_z(s, models)
-    *_, last = iterate(models.vqgan, build_guides(s.replace(prompts=[A]), models), z, steps=3, lr=s.lr)
+    *_, last = iterate_vqgan(models.vqgan, build_guides(s.replace(prompts=[A]), models), z, steps=3, lr=s.lr)
     assert torch.equal(frames[0].image, last.image)
     assert torch.equal(frames[0].image, synth(models.vqgan, frames[0].z))
     assert torch.equal(frames[-1].image, synth(models.vqgan, frames[-1].z))

@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from conftest import iterate_vqgan
 
 from clipgan.models.lowmem import enable_low_memory, is_low_memory, low_memory
-from clipgan.optimize import iterate
+
 
 DD = dict(double_z=False, z_channels=4, resolution=32, in_channels=3, out_ch=3, ch=32,
           ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[16], dropout=0.0)
@@ -65,7 +66,7 @@ def test_iterate_low_memory_takes_the_same_steps(tiny_models):
     runs = []
     for flag in (False, True):
         torch.manual_seed(1)
-        runs.append(list(iterate(vqgan, [guide], z, steps=3, low_memory=flag)))
+        runs.append(list(iterate_vqgan(vqgan, [guide], z, steps=3, low_memory=flag)))
     assert not is_low_memory(vqgan)
     for a, b in zip(*runs):
         assert a.loss == pytest.approx(b.loss, rel=1e-5)

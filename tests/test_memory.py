@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import iterate_vqgan
 import typer
 
 from clipgan import memory
@@ -12,7 +13,7 @@ from clipgan.cli import user_errors
 from clipgan.config import Settings
 from clipgan.errors import ClipganError
 from clipgan.models import lowmem
-from clipgan.optimize import iterate, synth
+from clipgan.optimize import synth
 from clipgan.pipeline import build_guides, generate, initial_z, load_models
 
 
@@ -42,7 +43,7 @@ def measured_step(models, tiny_settings, side: int, cutn: int = 4) -> tuple[int,
     s = Settings(**tiny_settings).replace(size=(side, side), cutn=cutn, prompts=["a red circle"])
     torch.manual_seed(0)
     guides, z = build_guides(s, models), initial_z(s, models)
-    steps = iterate(models.vqgan, guides, z, steps=2)
+    steps = iterate_vqgan(models.vqgan, guides, z, steps=2)
     measured, _ = saved_bytes(lambda: next(steps), [models.vqgan, *models.perceptors])
     est = memory.check_memory(s, models, available=2**62)
     return measured, est

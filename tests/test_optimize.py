@@ -2,12 +2,13 @@
 
 import pytest
 import torch
+from conftest import iterate_vqgan
 
 import clipgan
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.models.clip import load_clip
 from clipgan.models.vqgan import load_vqgan
-from clipgan.optimize import Guide, Target, iterate, synth
+from clipgan.optimize import Guide, Target, synth
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def parts(tiny_models):
 
 def test_iterate_yields_complete_steps(parts):
     vqgan, guide, z = parts
-    steps = list(iterate(vqgan, [guide], z, steps=4, lr=0.1))
+    steps = list(iterate_vqgan(vqgan, [guide], z, steps=4, lr=0.1))
     assert [s.index for s in steps] == [0, 1, 2, 3]
     for s in steps:
         assert s.image.shape == (1, 3, 16, 16) and 0 <= s.image.min() and s.image.max() <= 1
@@ -36,7 +37,7 @@ def test_iterate_yields_complete_steps(parts):
 def test_z_stays_inside_the_codebook_range(parts):
     vqgan, guide, z = parts
     lo, hi = vqgan.codebook.min(0).values, vqgan.codebook.max(0).values
-    for s in iterate(vqgan, [guide], z, steps=5, lr=5.0):
+    for s in iterate_vqgan(vqgan, [guide], z, steps=5, lr=5.0):
         cells = s.z.movedim(1, -1).reshape(-1, 4)
         assert (cells >= lo - 1e-6).all() and (cells <= hi + 1e-6).all()
 
@@ -45,7 +46,7 @@ def test_loss_falls(parts):
     vqgan, guide, z = parts
     torch.manual_seed(0)
     guide = Guide(guide.perceptor, Cutouts(guide.perceptor.input_size, CutoutConfig(cutn=8, augments=())), guide.targets)
-    losses = [s.loss for s in iterate(vqgan, [guide], z, steps=25, lr=0.2)]
+    losses = [s.loss for s in iterate_vqgan(vqgan, [guide], z, steps=25, lr=0.2)]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
 
 
@@ -54,7 +55,7 @@ def test_same_seed_same_steps(parts):
     runs = []
     for _ in range(2):
         torch.manual_seed(7)
-        runs.append([s.image for s in iterate(vqgan, [guide], z, steps=3)])
+        runs.append([s.image for s in iterate_vqgan(vqgan, [guide], z, steps=3)])
     assert all(torch.equal(a, b) for a, b in zip(*runs))
 
 
@@ -63,7 +64,7 @@ def test_init_weight_keeps_z_near_start(parts):
 
     def drift(weight):
         torch.manual_seed(1)
-        *_, last = iterate(vqgan, [guide], z, steps=8, lr=0.3, init_weight=weight)
+        *_, last = iterate_vqgan(vqgan, [guide], z, steps=8, lr=0.3, init_weight=weight)
         return (last.z - z).pow(2).mean().item()
 
     assert drift(1000.0) < drift(0.0)
@@ -72,14 +73,14 @@ def test_init_weight_keeps_z_near_start(parts):
 def test_guides_may_change_over_time(parts):
     vqgan, guide, z = parts
     other = Guide(guide.perceptor, guide.cutouts, [Target("y", guide.targets[0].embeds)])
-    steps = list(iterate(vqgan, lambda i: [guide] if i < 2 else [other], z, steps=4))
+    steps = list(iterate_vqgan(vqgan, lambda i: [guide] if i < 2 else [other], z, steps=4))
     assert [set(s.losses) for s in steps] == [{"x"}, {"x"}, {"y"}, {"y"}]
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "adagrad", "adamax", "radam", "rmsprop", "sgd"])
 def test_every_optimizer_moves_z(parts, optimizer):
     vqgan, guide, z = parts
-    steps = list(iterate(vqgan, [guide], z, steps=2, optimizer=optimizer, lr=0.5))
+    steps = list(iterate_vqgan(vqgan, [guide], z, steps=2, optimizer=optimizer, lr=0.5))
     assert not torch.equal(steps[0].z, steps[1].z)
 
 
@@ -88,7 +89,7 @@ def test_bf16_autocast_close_to_fp32(parts):
     losses = {}
     for dtype in (None, torch.bfloat16):
         torch.manual_seed(2)
-        losses[dtype] = next(iterate(vqgan, [guide], z, steps=1, dtype=dtype)).loss
+        losses[dtype] = next(iterate_vqgan(vqgan, [guide], z, steps=1, dtype=dtype)).loss
     assert losses[torch.bfloat16] == pytest.approx(losses[None], rel=0.05)
 
 
@@ -121,7 +122,7 @@ def test_init_noise_modes(tiny_settings, noise):
 
 
 def test_clip_ensemble(tiny_settings, tiny_models, tmp_path):
-    from conftest import write_clip
+    from conftest import write_clip, iterate_vqgan
 
     config, weights = write_clip(tmp_path, name="tiny-clip-b", seed=3)
     seen = []
@@ -160,7 +161,7 @@ def test_nan_stops_the_run_after_the_last_good_step(parts):
     broken = Guide(_Broken(guide.perceptor, bad_from=2), guide.cutouts, guide.targets)
     good = []
     with pytest.raises(NumericError, match="step 2"):
-        for step in iterate(vqgan, [broken], z, steps=5):
+        for step in iterate_vqgan(vqgan, [broken], z, steps=5):
             good.append(step)
     assert len(good) == 2 and torch.isfinite(good[-1].image).all()
 
@@ -196,7 +197,7 @@ def test_z_mask_changes_only_masked_cells(parts):
     vqgan, guide, z = parts
     mask = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
     mask[..., :4, :] = True
-    *_, last = iterate(vqgan, [guide], z, steps=4, lr=0.5, z_mask=mask)
+    *_, last = iterate_vqgan(vqgan, [guide], z, steps=4, lr=0.5, z_mask=mask)
     assert torch.equal(last.z[..., 4:, :], z[..., 4:, :])
     assert not torch.equal(last.z[..., :4, :], z[..., :4, :])
 

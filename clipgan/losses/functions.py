@@ -1,4 +1,4 @@
-"""Losses and the custom gradients of the VQGAN+CLIP recipe. Tensors in, tensors out."""
+"""Loss functions and the custom gradients of the VQGAN+CLIP recipe. Tensors in, tensors out."""
 
 from __future__ import annotations
 
