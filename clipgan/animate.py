@@ -17,7 +17,6 @@ import ast
 import dataclasses
 import math
 import operator
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
@@ -236,9 +235,6 @@ class Expr:
 PromptItem = str | tuple[int, str]
 
 
-_AT_FRAME = re.compile(r"^@(\d+)\s+(.*)$", re.S)
-
-
 def prompt_schedule(items: Sequence[PromptItem], frames: int) -> Callable[[int], tuple[str, ...]]:
     """frame index -> the prompts active then.
 
@@ -247,20 +243,15 @@ def prompt_schedule(items: Sequence[PromptItem], frames: int) -> Callable[[int],
     "@k text" starts at frame k. A pair (k, "text") is active from frame k until the next
     pair's start.
     """
+    from clipgan.prompts import story_parts
+
     if isinstance(items, str):
         items = [items]
     stories: list[list[tuple[int, str]]] = []
     timed: list[tuple[int, str]] = []
     for item in items:
         if isinstance(item, str):
-            parts = [p.strip() for p in item.split("^") if p.strip()]
-            if not parts:
-                raise ClipganError(f"empty prompt {item!r}")
-            story = []
-            for j, part in enumerate(parts):
-                m = _AT_FRAME.match(part)
-                story.append((int(m.group(1)), m.group(2).strip()) if m else (round(j * frames / len(parts)), part))
-            stories.append(sorted(story, key=lambda p: p[0]))
+            stories.append(story_parts(item, frames, unit="frame"))
         elif isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], str):
             start = item[0]
             if isinstance(start, bool) or not isinstance(start, int) or start < 0:

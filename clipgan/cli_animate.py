@@ -17,6 +17,7 @@ from clipgan.cli_app import SIZE_HELP, app, notices, user_errors
 from clipgan.cli_options import (Augments, Clip, Cutn, CutPow, Device, Lr, OptimizerOpt, Seed, VqganCheckpoint,
                                  VqganConfig, clip_name)
 from clipgan.cli_options import augments as peer_augments
+from clipgan import cli_options as O
 from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError
 
@@ -35,11 +36,11 @@ StepsPerFrame = Annotated[int, typer.Option(help="Optimization steps for each fr
 InitImage = Annotated[Optional[str], typer.Option(help="Start the first frame from this image.", rich_help_panel=ANIM)]
 InitWeight = Annotated[float, typer.Option(help="Pull each frame towards its starting latent (steadier frames).", rich_help_panel=OPT)]
 InitNoiseOpt = Annotated[InitNoise, typer.Option(help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=ANIM)]
-TvWeight = Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)]
-PrecisionOpt = Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)]
-Vqgan = Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)]
-Trust = Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
-Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)]
+TvWeight = O.TvWeight
+PrecisionOpt = O.PrecisionOpt
+Vqgan = O.VqganName
+Trust = O.Trust
+Quiet = O.Quiet
 
 
 def _settings(clip, augments, **values) -> Settings:
@@ -182,6 +183,8 @@ def morph(
     seed: Seed = D.seed,
     device: Device = D.device,
     precision: PrecisionOpt = Precision(D.precision),
+    image_model: O.ImageModelOpt = D.image_model,
+    strokes: O.StrokesOpt = D.strokes,
     vqgan: Vqgan = D.vqgan,
     vqgan_config: VqganConfig = D.vqgan_config,
     vqgan_checkpoint: VqganCheckpoint = D.vqgan_checkpoint,
@@ -199,7 +202,7 @@ def morph(
         raise ClipganError("a morph needs at least two prompts")
     settings = _settings(clip, size=size, init_image=init_image, init_noise=init_noise, init_weight=init_weight,
                          tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
-                         lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
+                         lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
     total = animate.morph_frame_count(len(prompts), frames_per_transition, loop)
     _write(_job("morph", prompts, options, output, fps, total), settings, quiet)
@@ -231,6 +234,8 @@ def zoom(
     seed: Seed = D.seed,
     device: Device = D.device,
     precision: PrecisionOpt = Precision(D.precision),
+    image_model: O.ImageModelOpt = D.image_model,
+    strokes: O.StrokesOpt = D.strokes,
     vqgan: Vqgan = D.vqgan,
     vqgan_config: VqganConfig = D.vqgan_config,
     vqgan_checkpoint: VqganCheckpoint = D.vqgan_checkpoint,
@@ -246,7 +251,7 @@ def zoom(
     options.validate()
     settings = _settings(clip, size=size, init_image=init_image, init_noise=init_noise, init_weight=init_weight,
                          tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
-                         lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
+                         lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
     animate.prompt_schedule(prompts, frames)  # bad prompts fail before the models load
     _write(_job("zoom", prompts, options, output, fps, frames), settings, quiet)
@@ -272,6 +277,8 @@ def restyle(
     seed: Seed = D.seed,
     device: Device = D.device,
     precision: PrecisionOpt = Precision(D.precision),
+    image_model: O.ImageModelOpt = D.image_model,
+    strokes: O.StrokesOpt = D.strokes,
     vqgan: Vqgan = D.vqgan,
     vqgan_config: VqganConfig = D.vqgan_config,
     vqgan_checkpoint: VqganCheckpoint = D.vqgan_checkpoint,
@@ -289,7 +296,7 @@ def restyle(
     options.validate()
     settings = _settings(clip, size=size, init_weight=init_weight, tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow,
                          augments=augments, optimizer=optimizer, lr=lr, seed=seed, device=device, precision=precision,
-                         vqgan=vqgan, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint,
+                         vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint,
                          trust_checkpoint=trust_checkpoint)
     count, fps, _ = read_video_info(video)
     if not fps > 0:

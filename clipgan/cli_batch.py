@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.cli_app import CUT, MODELS, OPT, RUN, SIZE_HELP, D, app, given, notices, user_errors
+from clipgan import cli_options as O
+from clipgan.cli_app import RUN, D, app, given, notices, user_errors
 from clipgan.config import InitNoise, Optimizer, Precision
 from clipgan.errors import ClipganError
 
@@ -42,22 +43,24 @@ def batch(
     workers: Annotated[Optional[int], typer.Option(help="Local worker processes (default: one per GPU, else one).", rich_help_panel=WORKERS)] = None,
     ray: Annotated[bool, typer.Option("--ray", help="Run on Ray: a local one, or the cluster at --address.", rich_help_panel=WORKERS)] = False,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (e.g. auto, or HEAD:6379, or ray://HEAD:10001); implies --ray.", rich_help_panel=WORKERS)] = None,
-    iterations: Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)] = D.iterations,
-    size: Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=SIZE_HELP, rich_help_panel=RUN, show_default=False)] = D.size,
-    init_noise: Annotated[InitNoise, typer.Option(help="Start from random codes, pixel noise or a gradient.", rich_help_panel=RUN)] = InitNoise(D.init_noise),
-    cutn: Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)] = D.cutn,
-    cut_pow: Annotated[float, typer.Option(help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)] = D.cut_pow,
-    optimizer: Annotated[Optimizer, typer.Option(help="torch optimizer.", rich_help_panel=OPT)] = Optimizer(D.optimizer),
-    lr: Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=OPT)] = D.lr,
+    iterations: O.Iterations = D.iterations,
+    size: O.Size = D.size,
+    init_noise: O.InitNoiseOpt = InitNoise(D.init_noise),
+    cutn: O.Cutn = D.cutn,
+    cut_pow: O.CutPow = D.cut_pow,
+    optimizer: O.OptimizerOpt = Optimizer(D.optimizer),
+    lr: O.Lr = D.lr,
     seed: Annotated[Optional[int], typer.Option(help="Seed of every job without its own (default: one derived from the job's name).", rich_help_panel=RUN)] = D.seed,
     device: Annotated[str, typer.Option(help="auto (each worker its own GPU), cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)] = D.device,
-    precision: Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)] = Precision(D.precision),
-    vqgan: Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)] = D.vqgan,
-    vqgan_config: Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)] = D.vqgan_config,
-    vqgan_checkpoint: Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)] = D.vqgan_checkpoint,
-    clip: Annotated[Optional[list[str]], typer.Option(help="ARCH:WEIGHTS; repeat for an ensemble.", rich_help_panel=MODELS)] = None,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)] = D.trust_checkpoint,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)] = False,
+    precision: O.PrecisionOpt = Precision(D.precision),
+    image_model: O.ImageModelOpt = D.image_model,
+    strokes: O.StrokesOpt = D.strokes,
+    vqgan: O.VqganName = D.vqgan,
+    vqgan_config: O.VqganConfig = D.vqgan_config,
+    vqgan_checkpoint: O.VqganCheckpoint = D.vqgan_checkpoint,
+    clip: O.Clip = None,
+    trust_checkpoint: O.Trust = D.trust_checkpoint,
+    quiet: O.Quiet = False,
 ):
     """Run many jobs from a file; again with the same command, only the unfinished ones. Exit code 1 when any job failed."""
     from clipgan.batch.jobs import make_jobs, parse_seeds
@@ -65,6 +68,7 @@ def batch(
 
     values = dict(iterations=iterations, size=list(size) if size else None, init_noise=init_noise.value, cutn=cutn, cut_pow=cut_pow,
                   optimizer=optimizer.value, lr=lr, seed=seed, precision=precision.value, vqgan=vqgan,
+                  image_model=image_model, strokes=strokes,
                   vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint, clip=clip,
                   trust_checkpoint=trust_checkpoint)
     defaults = {k: values[k] for k in given(ctx, list(values))}  # the rest stay the library's defaults

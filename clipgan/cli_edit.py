@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from clipgan import cli_options as O
 from clipgan.cli_app import FEATHER_HELP, app, notices, user_errors
 from clipgan.config import UPSCALE_STEPS, Precision, Settings
 from clipgan.errors import ClipganError
@@ -27,13 +28,13 @@ Seed = Annotated[Optional[int], typer.Option(help="Random seed (default: drawn a
 Cutn = Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=RUN)]
 Lr = Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=RUN)]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)]
-Prec = Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)]
-Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)]
-Vqgan = Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)]
+Prec = O.PrecisionOpt
+Quiet = O.Quiet
+Vqgan = O.VqganName
 VqganConfig = Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)]
 VqganCkpt = Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)]
 Clip = Annotated[Optional[list[str]], typer.Option(help=f"ARCH:WEIGHTS or a bundled alias; repeat for an ensemble. Default: {','.join(D.clip)}.", rich_help_panel=MODELS)]
-Trust = Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
+Trust = O.Trust
 
 
 def _output_for(image: Path, suffix: str) -> Path:
@@ -147,6 +148,7 @@ def outpaint(
     lr: Lr = D.lr,
     device: Device = D.device,
     precision: Prec = Precision(D.precision),
+    image_model: O.ImageModelOpt = D.image_model,
     vqgan: Vqgan = D.vqgan,
     vqgan_config: VqganConfig = D.vqgan_config,
     vqgan_checkpoint: VqganCkpt = D.vqgan_checkpoint,
@@ -163,7 +165,7 @@ def outpaint(
     _check_image(image)
     output = check_output(output or _output_for(image, "outpaint"))
     settings = Settings().replace(prompts=prompts, iterations=iterations, seed=seed, cutn=cutn, lr=lr, device=device,
-                                  precision=precision, feather=feather, vqgan=vqgan, vqgan_config=vqgan_config,
+                                  precision=precision, feather=feather, vqgan=vqgan, image_model=image_model, vqgan_config=vqgan_config,
                                   vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip),
                                   trust_checkpoint=trust_checkpoint)
     job = {"kind": "outpaint", "image": str(image.resolve()), "extend": sides, "feather": feather, "fill": fill,
@@ -191,6 +193,7 @@ def upscale(
     lr: Lr = D.lr,
     device: Device = D.device,
     precision: Prec = Precision(D.precision),
+    image_model: O.ImageModelOpt = D.image_model,
     vqgan: Vqgan = D.vqgan,
     vqgan_config: VqganConfig = D.vqgan_config,
     vqgan_checkpoint: VqganCkpt = D.vqgan_checkpoint,
@@ -206,7 +209,7 @@ def upscale(
     _check_image(image)
     output = check_output(output or _output_for(image, f"x{factor:g}"))
     settings = Settings().replace(iterations=steps, seed=seed, cutn=cutn, lr=lr, device=device, precision=precision,
-                                  low_memory=low_memory, vqgan=vqgan, vqgan_config=vqgan_config,
+                                  low_memory=low_memory, vqgan=vqgan, image_model=image_model, vqgan_config=vqgan_config,
                                   vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip),
                                   trust_checkpoint=trust_checkpoint)
     job = {"kind": "upscale", "image": str(image.resolve()), "prompts": list(prompt or []), "factor": factor,

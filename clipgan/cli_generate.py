@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from clipgan import cli_options as O
-from clipgan.cli_app import FEATHER_HELP, MODELS, OPT, OUTPUT, RUN, D, app, given, notices, user_errors
+from clipgan.cli_app import FEATHER_HELP, MODELS, OUTPUT, RUN, D, app, given, notices, user_errors
 from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings, Switch
 from clipgan.errors import ClipganError, NumericError, brief
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
@@ -105,7 +105,7 @@ def generate(
     feather: Annotated[Optional[int], typer.Option(help=FEATHER_HELP, rich_help_panel=EDIT, show_default=False)] = D.feather,
     upscale: Annotated[Optional[float], typer.Option(help="Enlarge the result by this factor (>1), then refine it at the larger size.", rich_help_panel=EDIT)] = D.upscale,
     upscale_steps: Annotated[int, typer.Option(help="Refinement steps at the larger size (with --upscale).", rich_help_panel=EDIT)] = D.upscale_steps,
-    tv_weight: Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)] = D.tv_weight,
+    tv_weight: O.TvWeight = D.tv_weight,
     cutn: O.Cutn = D.cutn,
     cut_pow: O.CutPow = D.cut_pow,
     cut_method: O.CutMethodOpt = D.cut_method,
@@ -114,20 +114,20 @@ def generate(
     lr: O.Lr = D.lr,
     seed: O.Seed = D.seed,
     device: O.Device = D.device,
-    precision: Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)] = Precision(D.precision),
+    precision: O.PrecisionOpt = Precision(D.precision),
     low_memory: Annotated[bool, typer.Option("--low-memory", help="Recompute decoder activations in the backward pass: much less memory, somewhat slower.", rich_help_panel=RUN)] = D.low_memory,
     compile: Annotated[Switch, typer.Option(help="torch.compile the decoder and CLIP; a failure falls back to eager (auto: off, CUDA graphs pay sooner).", rich_help_panel=RUN)] = Switch(D.compile),
     cuda_graphs: Annotated[Switch, typer.Option(help="Also replay them as CUDA graphs (auto: on CUDA from 1200 steps, where the compile time pays back).", rich_help_panel=RUN)] = Switch(D.cuda_graphs),
     image_model: O.ImageModelOpt = D.image_model,
     strokes: O.StrokesOpt = D.strokes,
-    vqgan: Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)] = D.vqgan,
+    vqgan: O.VqganName = D.vqgan,
     vqgan_config: O.VqganConfig = D.vqgan_config,
     vqgan_checkpoint: O.VqganCheckpoint = D.vqgan_checkpoint,
     clip: O.Clip = None,
     trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)] = D.trust_checkpoint,
     from_png: Annotated[Optional[Path], typer.Option(help="Rerun the settings stored in a clipgan image; other flags override.", rich_help_panel=RUN)] = None,
     zoom_video: O.ZoomVideo = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)] = False,
+    quiet: O.Quiet = False,
 ):
     """Generate an image from text (and image) prompts. nerdyrodent/VQGAN-CLIP's flags work too (-p, -ii, -cuts, -opt, ...)."""
     settings, job = generate_settings(ctx, locals())

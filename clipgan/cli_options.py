@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.config import CPU_SIZE, GPU_SIZE, IMAGE_MODELS, Augment, CutMethod, InitNoise, Optimizer, Settings
+from clipgan.config import CPU_SIZE, GPU_SIZE, IMAGE_MODELS, Augment, CutMethod, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError
 
 D = Settings()
@@ -50,6 +50,11 @@ Clip = Annotated[Optional[list[str]], typer.Option("-m", "--clip", help=f"ARCH:W
 VideoLength = Annotated[Optional[float], typer.Option("-vl", "--video-length", help="Seconds the progress video lasts (sets its fps from the frame count).", rich_help_panel=OUTPUT)]
 OutputFps = Annotated[Optional[float], typer.Option("-ofps", "--output-fps", help="Frame rate of the progress video after motion interpolation (ffmpeg's minterpolate) between the frames.", rich_help_panel=OUTPUT)]
 VideoMp4 = Annotated[bool, typer.Option("-vid", "--video-mp4", help="A progress video beside the output, named OUTPUT.mp4.", rich_help_panel=OUTPUT)]
+PrecisionOpt = Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)]
+TvWeight = Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)]
+VqganName = Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)]
+Trust = Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)]
 ImageModelOpt = Annotated[str, typer.Option("--image-model", help=f"What is optimized: {', '.join(IMAGE_MODELS)} (vqgan: a VQGAN latent; pixels: the picture itself; fft: a damped colour spectrum; strokes: Bezier curves as in CLIPDraw, -o x.svg writes them as SVG).", rich_help_panel=MODELS)]
 StrokesOpt = Annotated[int, typer.Option("--strokes", help="With --image-model strokes: how many curves.", rich_help_panel=MODELS)]
 ZoomVideo = Annotated[bool, typer.Option("-zvid", help="The peer's zoom video: here the command `clipgan zoom` (this flag says how).", show_default=False, rich_help_panel=OUTPUT)]

@@ -81,11 +81,12 @@ def parse_prompts(args: Iterable[str]) -> list[Prompt]:
 _AT_STEP = re.compile(r"^\s*@(\d+)\s+(.*)$", re.S)
 
 
-def parse_story(spec: str, iterations: int, every: int = 0) -> list[tuple[int, Prompt]]:
-    """'a forest ^ a city ^ @250 the sea' -> [(start step, Prompt)], sorted by start.
+def story_parts(spec: str, total: int, every: int = 0, unit: str = "step") -> list[tuple[int, str]]:
+    """'a forest ^ a city ^ @250 the sea' -> [(start, text)], sorted by start: the one story parser,
+    for a run's steps (parse_story) and an animation's frames (animate.prompt_schedule).
 
-    A segment's '@k ' prefix fixes its start; the others start every `every` steps, or are
-    spread evenly over the run when `every` is 0.
+    A part's '@k ' prefix fixes its start; the others start every `every` units, or are spread
+    evenly over the `total` when `every` is 0 (part j at round(j * total / parts)).
     """
     segments = [s for s in (part.strip() for part in spec.split("^")) if s]
     if not segments:
@@ -95,9 +96,14 @@ def parse_story(spec: str, iterations: int, every: int = 0) -> list[tuple[int, P
         m = _AT_STEP.match(segment)
         if m:
             if len(m.group(1)) > 18:  # int() refuses thousands of digits; no run has that many steps
-                raise ClipganError(f"step number @{m.group(1)[:8]}... in prompt is too large")
-            start, segment = int(m.group(1)), m.group(2)
+                raise ClipganError(f"{unit} number @{m.group(1)[:8]}... in prompt is too large")
+            start, segment = int(m.group(1)), m.group(2).strip()
         else:
-            start = j * every if every else round(j * iterations / len(segments))
-        out.append((start, parse_prompt(segment)))
+            start = j * every if every else round(j * total / len(segments))
+        out.append((start, segment))
     return sorted(out, key=lambda item: item[0])
+
+
+def parse_story(spec: str, iterations: int, every: int = 0) -> list[tuple[int, Prompt]]:
+    """'a forest ^ a city ^ @250 the sea' -> [(start step, Prompt)], sorted by start (story_parts)."""
+    return [(start, parse_prompt(text)) for start, text in story_parts(spec, iterations, every)]

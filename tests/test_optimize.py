@@ -122,7 +122,7 @@ def test_init_noise_modes(tiny_settings, noise):
 
 
 def test_clip_ensemble(tiny_settings, tiny_models, tmp_path):
-    from conftest import write_clip, iterate_vqgan
+    from conftest import write_clip
 
     config, weights = write_clip(tmp_path, name="tiny-clip-b", seed=3)
     seen = []

@@ -127,3 +127,21 @@ def test_parse_prompt_property_weight_roundtrip(text, weight):
     prompt = parse_prompt(f"{text}:{weight!r}")
     assert prompt.text == text.strip()
     assert prompt.weight == weight
+
+
+def test_one_story_parser_for_steps_and_frames():
+    """parse_story (a run's steps) and animate.prompt_schedule (frames) read a story the same way,
+    and refuse an over-long '@k' with the same one-line error."""
+    from clipgan.animate import prompt_schedule
+    from clipgan.errors import ClipganError
+    from clipgan.prompts import parse_story
+
+    spec = "a forest ^ a city ^ @7 the sea"
+    by_step = [(start, p.text) for start, p in parse_story(spec, 10)]
+    schedule = prompt_schedule([spec], 10)
+    for start, text in by_step:
+        assert schedule(start) == (text,)
+    assert by_step == [(0, "a forest"), (3, "a city"), (7, "the sea")]
+    for parse in (lambda s: parse_story(s, 10), lambda s: prompt_schedule([s], 10)):
+        with pytest.raises(ClipganError, match="number @99999999... in prompt is too large"):
+            parse("a ^ @" + "9" * 30 + " b")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from clipgan.cutouts import Cutouts
