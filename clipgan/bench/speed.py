@@ -129,7 +129,9 @@ class ClipganRunner:
                  pooled=False, default_dtype=None, compile=False, cuda_graphs=False, copy_models=True):
         from clipgan.config import Settings
         from clipgan.cutouts import CutoutConfig, Cutouts
-        from clipgan.optimize import Guide, Target, iterate
+        from clipgan.image_models import VQGANImage
+        from clipgan.losses.terms import Guide, Target, standard_terms
+        from clipgan.optimize import iterate
 
         # these change the modules (memory format; forwards replaced while the run lives, and
         # runs interleave here): work on copies, so that no other variant is measured with them
@@ -149,9 +151,9 @@ class ClipganRunner:
         guide = Guide(perceptor, cutouts, [Target("prompt", target, 1.0)])
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None, None: default_dtype}[dtype]
         self.dtype = dtype
-        self.steps = iterate(vqgan, [guide], z, steps=10**9, lr=Settings.lr, optimizer=Settings.optimizer,
-                             init_weight=Settings.init_weight, tv_weight=Settings.tv_weight, dtype=dtype,
-                             low_memory=low_memory, compile=compile, cuda_graphs=cuda_graphs)
+        terms = standard_terms([guide], z, Settings.init_weight, Settings.tv_weight)
+        self.steps = iterate(VQGANImage(vqgan, z), terms, steps=10**9, lr=Settings.lr, optimizer=Settings.optimizer,
+                             dtype=dtype, low_memory=low_memory, compile=compile, cuda_graphs=cuda_graphs)
         self.last = None
 
     def step(self, checkin: bool = False) -> float:

@@ -5,7 +5,8 @@ reports how often the named foreground and background colours appear (pixel frac
 an independent shape classifier (trained on renders, not the guiding CLIP) sees the named shape,
 and the seconds per image. Settings flags change the generation (e.g. --precision fp32).
 
-    python -m clipgan.toyworld.bench [--n 24] [--iterations N] [--size W H] [--precision bf16] [--json out.json]
+    python -m clipgan.toyworld.bench [--n 24] [--image-model vqgan|pixels|fft|strokes] [--iterations N]
+        [--size W H] [--precision bf16] [--lr X] [--json out.json] [--picture first.png]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 
 import torch
 
+from clipgan.config import IMAGE_MODELS
 from clipgan.toyworld import render as rw
 
 FG_MIN = 0.1  # share of pixels whose nearest toy-world colour is the foreground's
@@ -45,7 +47,7 @@ def score(image: torch.Tensor, fg: str, shape: str, bg: str, classifier) -> dict
     }
 
 
-def run(n: int = 24, seed: int = 0, **settings) -> dict:
+def run(n: int = 24, seed: int = 0, picture: str | None = None, **settings) -> dict:
     import clipgan
     from clipgan.config import Settings
     from clipgan.io import to_tensor
@@ -63,6 +65,8 @@ def run(n: int = 24, seed: int = 0, **settings) -> dict:
         result = clipgan.generate(text, models=models, settings=base, seed=seed + k)
         seconds.append(time.perf_counter() - t0)
         rows.append({"prompt": text, **score(to_tensor(result.image)[0], fg, shape, bg, classifier)})
+        if picture and k == 0:
+            result.image.save(picture)
     mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
     return {
         "prompts": len(rows),
@@ -84,12 +88,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision")
     parser.add_argument("--cutn", type=int)
     parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"))
+    parser.add_argument("--image-model", choices=IMAGE_MODELS)
+    parser.add_argument("--strokes", type=int)
+    parser.add_argument("--lr", type=float)
     parser.add_argument("--json", help="also write the full report here")
+    parser.add_argument("--picture", help="also save the first prompt's picture here (the README gallery)")
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size") and v is not None}
+    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "strokes", "lr") and v is not None}
     if "size" in overrides:
         overrides["size"] = tuple(overrides["size"])
-    report = run(args.n, args.seed, **overrides)
+    report = run(args.n, args.seed, picture=args.picture, **overrides)
     for r in report["rows"]:
         marks = "".join("x" if r[k] else "." for k in ("fg_hit", "bg_hit", "shape_hit"))
         print(f"{marks}  fg {r['fg_fraction']:.2f}  bg {r['bg_fraction']:.2f}  {r['prompt']}")
