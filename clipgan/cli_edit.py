@@ -22,18 +22,18 @@ D = Settings()
 RUN, MODELS = "Run", "Models"
 
 # Options shared by the commands that run the optimization, as typer annotations.
-Iterations = Annotated[int, typer.Option("-i", "--iterations", help="Optimization steps.", rich_help_panel=RUN)]
+Iterations = O.Iterations
 Output = Annotated[Optional[Path], typer.Option("-o", "--output", help="png, jpg or webp; default: beside the input.")]
-Seed = Annotated[Optional[int], typer.Option(help="Random seed (default: drawn and printed).", rich_help_panel=RUN)]
-Cutn = Annotated[int, typer.Option(help="Cutouts scored by CLIP per step.", rich_help_panel=RUN)]
-Lr = Annotated[float, typer.Option(help="Learning rate.", rich_help_panel=RUN)]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)]
+Seed = O.Seed
+Cutn = O.Cutn
+Lr = O.Lr
+Device = O.Device
 Prec = O.PrecisionOpt
 Quiet = O.Quiet
 Vqgan = O.VqganName
-VqganConfig = Annotated[Optional[str], typer.Option(help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)]
-VqganCkpt = Annotated[Optional[str], typer.Option(help="taming .ckpt or .safetensors.", rich_help_panel=MODELS)]
-Clip = Annotated[Optional[list[str]], typer.Option(help=f"ARCH:WEIGHTS or a bundled alias; repeat for an ensemble. Default: {','.join(D.clip)}.", rich_help_panel=MODELS)]
+VqganConfig = O.VqganConfig
+VqganCkpt = O.VqganCheckpoint
+Clip = O.Clip
 Trust = O.Trust
 
 
@@ -166,7 +166,7 @@ def outpaint(
     output = check_output(output or _output_for(image, "outpaint"))
     settings = Settings().replace(prompts=prompts, iterations=iterations, seed=seed, cutn=cutn, lr=lr, device=device,
                                   precision=precision, feather=feather, vqgan=vqgan, image_model=image_model, vqgan_config=vqgan_config,
-                                  vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip),
+                                  vqgan_checkpoint=vqgan_checkpoint, clip=[O.clip_name(c) for c in clip] if clip else list(D.clip),
                                   trust_checkpoint=trust_checkpoint)
     job = {"kind": "outpaint", "image": str(image.resolve()), "extend": sides, "feather": feather, "fill": fill,
            "output": str(output.resolve()), "total": settings.iterations}
@@ -210,7 +210,7 @@ def upscale(
     output = check_output(output or _output_for(image, f"x{factor:g}"))
     settings = Settings().replace(iterations=steps, seed=seed, cutn=cutn, lr=lr, device=device, precision=precision,
                                   low_memory=low_memory, vqgan=vqgan, image_model=image_model, vqgan_config=vqgan_config,
-                                  vqgan_checkpoint=vqgan_checkpoint, clip=clip or list(D.clip),
+                                  vqgan_checkpoint=vqgan_checkpoint, clip=[O.clip_name(c) for c in clip] if clip else list(D.clip),
                                   trust_checkpoint=trust_checkpoint)
     job = {"kind": "upscale", "image": str(image.resolve()), "prompts": list(prompt or []), "factor": factor,
            "steps": steps, "output": str(output.resolve()), "total": steps}
@@ -239,7 +239,7 @@ def score(
     from clipgan.score import table
 
     with notices(quiet=as_json):
-        rows = run_score([str(p) for p in images], prompt, clip=clip or list(D.clip), device=device, crops=crops,
+        rows = run_score([str(p) for p in images], prompt, clip=[O.clip_name(c) for c in clip] if clip else list(D.clip), device=device, crops=crops,
                          trust=trust_checkpoint)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))

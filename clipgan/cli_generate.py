@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from clipgan import cli_options as O
-from clipgan.cli_app import FEATHER_HELP, MODELS, OUTPUT, RUN, D, app, given, notices, user_errors
+from clipgan.cli_app import FEATHER_HELP, OUTPUT, RUN, D, app, given, notices, user_errors
 from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings, Switch
 from clipgan.errors import ClipganError, NumericError, brief
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
@@ -124,7 +124,7 @@ def generate(
     vqgan_config: O.VqganConfig = D.vqgan_config,
     vqgan_checkpoint: O.VqganCheckpoint = D.vqgan_checkpoint,
     clip: O.Clip = None,
-    trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)] = D.trust_checkpoint,
+    trust_checkpoint: O.Trust = D.trust_checkpoint,
     from_png: Annotated[Optional[Path], typer.Option(help="Rerun the settings stored in a clipgan image; other flags override.", rich_help_panel=RUN)] = None,
     zoom_video: O.ZoomVideo = False,
     quiet: O.Quiet = False,

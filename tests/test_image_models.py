@@ -181,3 +181,16 @@ def test_svg_round_trip():
 def test_from_svg_refuses_other_documents():
     with pytest.raises(ClipganError, match="not a clipgan strokes SVG"):
         from_svg("<svg><circle r='3'/></svg>")
+
+
+def test_memory_estimate_per_model(vqgan):
+    """No VQGAN decoder in the estimate of the other models; strokes grow with their count."""
+    from clipgan import memory
+    from clipgan.config import Settings
+
+    size = (64, 64)
+    with_decoder = memory.estimate(vqgan, [], size, 1).decoder
+    pixels = memory.estimate(None, [], size, 1, image_model=PixelsImage, settings=Settings()).decoder
+    few = memory.estimate(None, [], size, 1, image_model=StrokesImage, settings=Settings(strokes=8)).decoder
+    many = memory.estimate(None, [], size, 1, image_model=StrokesImage, settings=Settings(strokes=64)).decoder
+    assert pixels < with_decoder and few < many == 8 * few
