@@ -194,3 +194,29 @@ def test_memory_estimate_per_model(vqgan):
     few = memory.estimate(None, [], size, 1, image_model=StrokesImage, settings=Settings(strokes=8)).decoder
     many = memory.estimate(None, [], size, 1, image_model=StrokesImage, settings=Settings(strokes=64)).decoder
     assert pixels < with_decoder and few < many == 8 * few
+
+
+def test_strokes_paint_in_row_order():
+    """Two opaque crossing strokes: where they cross, the later row's colour covers the earlier; a
+    half-transparent stroke over white mixes with it. Values by hand."""
+    w = h = 32
+    z = torch.zeros(4, 13)
+    z[0, 9:12] = 1.0
+    z[1, :8] = torch.tensor([4, 16, 12, 16, 20, 16, 28, 16.0]) / 32  # horizontal, red
+    z[2, :8] = torch.tensor([16, 4, 16, 12, 16, 20, 16, 28.0]) / 32  # vertical, blue, on top
+    z[3, :8] = torch.tensor([2, 28, 3, 28, 4, 28, 5, 28.0]) / 32  # short, green, half transparent
+    z[1:, 8] = 6 / 32
+    z[1, 9:13] = torch.tensor([1, 0, 0, 1.0])
+    z[2, 9:13] = torch.tensor([0, 0, 1, 1.0])
+    z[3, 9:13] = torch.tensor([0, 1, 0, 0.5])
+    image = rasterize(z, (w, h))[0]
+    # each pixel below has its centre 0.5 px from the axis of the strokes over it: coverage
+    # c = sigmoid((3 - 0.5) / SOFT) (times alpha); over white, colour k ends as by the painter's rule
+    from clipgan.image_models.strokes import SOFT
+
+    c = 1 / (1 + math.exp(-2.5 / SOFT))
+    white_left = (1 - c) * (1 - c)
+    assert image[:, 15, 15].tolist() == pytest.approx([white_left + c * (1 - c), white_left, white_left + c], abs=1e-5)
+    assert image[:, 15, 6].tolist() == pytest.approx([1, 1 - c, 1 - c], abs=1e-5)  # red alone
+    g = 0.5 * c  # green at half alpha
+    assert image[:, 27, 3].tolist() == pytest.approx([1 - g, 1, 1 - g], abs=1e-5)

@@ -66,9 +66,12 @@ def rasterize(z: Tensor, size: tuple[int, int]) -> Tensor:
     dist = distance_to_polylines(bezier(points, t), h, w)
     half = strokes[:, 8].view(-1, 1, 1) * min(w, h) / 2
     cover = torch.sigmoid((half - dist) / SOFT) * strokes[:, 12].view(-1, 1, 1)  # (N, H, W)
-    for i in range(strokes.shape[0]):  # painter's order: each stroke over what is below it
-        image = image * (1 - cover[i]) + strokes[i, 9:12].view(3, 1, 1) * cover[i]
-    return image.unsqueeze(0).clamp(0, 1)
+    # painter's order, each stroke over what is below it, in one pass: stroke i shows through
+    # the strokes above it, above[i] = prod over j > i of (1 - cover[j]); the background through all
+    clear = torch.flip(torch.cumprod(torch.flip(1 - cover, [0]), 0), [0])  # prod over j >= i
+    above = torch.cat([clear[1:], torch.ones_like(clear[:1])])
+    paint = torch.einsum("nc,nhw->chw", strokes[:, 9:12], cover * above)
+    return (image * clear[0] + paint).unsqueeze(0).clamp(0, 1)
 
 
 class StrokesImage(ImageModel):
