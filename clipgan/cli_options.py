@@ -13,7 +13,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.config import CPU_SIZE, GPU_SIZE, Augment, CutMethod, InitNoise, Optimizer, Settings
+from enum import Enum
+
+from clipgan.config import CPU_SIZE, GPU_SIZE, IMAGE_MODELS, SCHEDULERS, Augment, CutMethod, InitNoise, Optimizer, Settings
 from clipgan.errors import ClipganError
 
 D = Settings()
@@ -50,6 +52,15 @@ Clip = Annotated[Optional[list[str]], typer.Option("-m", "--clip", help=f"ARCH:W
 VideoLength = Annotated[Optional[float], typer.Option("-vl", "--video-length", help="Seconds the progress video lasts (sets its fps from the frame count).", rich_help_panel=OUTPUT)]
 OutputFps = Annotated[Optional[float], typer.Option("-ofps", "--output-fps", help="Frame rate of the progress video after motion interpolation (ffmpeg's minterpolate) between the frames.", rich_help_panel=OUTPUT)]
 VideoMp4 = Annotated[bool, typer.Option("-vid", "--video-mp4", help="A progress video beside the output, named OUTPUT.mp4.", rich_help_panel=OUTPUT)]
+# --image-model diffusion (clipgan.diffuse) [i17]
+DIFFUSION = "Diffusion"
+ImageModelChoice = Enum("ImageModelChoice", {m: m for m in IMAGE_MODELS}, type=str)
+SchedulerChoice = Enum("SchedulerChoice", {m: m for m in SCHEDULERS}, type=str)
+ImageModel = Annotated[ImageModelChoice, typer.Option("--image-model", help="What draws: vqgan (a latent CLIP optimizes) or diffusion (a denoising UNet CLIP guides step by step; --iterations are its steps).", rich_help_panel=MODELS)]
+Diffusion = Annotated[str, typer.Option("--diffusion", help="Diffusion model: a name from `clipgan models` or a diffusers UNet2DModel folder (safetensors).", rich_help_panel=DIFFUSION)]
+Scheduler = Annotated[SchedulerChoice, typer.Option("--scheduler", help="ddim: deterministic, good in few steps; ddpm: the training chain.", rich_help_panel=DIFFUSION)]
+GuidanceScale = Annotated[float, typer.Option("--guidance-scale", help="How far CLIP moves each step's clean estimate (0: the model alone).", rich_help_panel=DIFFUSION)]
+Strength = Annotated[float, typer.Option("--strength", help="With --init-image: the share of the denoising run that starts from it (1: from pure noise).", rich_help_panel=DIFFUSION)]
 ZoomVideo = Annotated[bool, typer.Option("-zvid", help="The peer's zoom video: here the command `clipgan zoom` (this flag says how).", show_default=False, rich_help_panel=OUTPUT)]
 
 # nerdyrodent/VQGAN-CLIP's names -> clipgan's

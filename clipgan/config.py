@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from clipgan.errors import ClipganError, brief
-from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_VQGAN
+from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_DIFFUSION, DEFAULT_VQGAN
 
 DEFAULT_FPS = 24.0  # videos: progress, morph and zoom
 UPSCALE_STEPS = 20  # refinement steps after upscaling
@@ -75,6 +75,11 @@ class Augment(str, Enum):
     noise = "noise"
 
 
+# What draws the picture: a VQGAN latent optimized by CLIP, or (diffusion) a denoising UNet that
+# CLIP guides step by step (clipgan.diffuse). The others are the image-model interface's kinds.
+IMAGE_MODELS = ("vqgan", "pixels", "fft", "strokes", "diffusion")
+SCHEDULERS = ("ddim", "ddpm")  # diffusers schedulers for --image-model diffusion
+
 DEFAULT_AUGMENTS = ("flip", "affine", "perspective", "jitter", "noise")
 
 
@@ -113,6 +118,12 @@ class Settings:
     vqgan_config: str | None = None  # taming yaml; overrides `vqgan` with vqgan_checkpoint
     vqgan_checkpoint: str | None = None
     clip: tuple[str, ...] = (DEFAULT_CLIP,)  # ARCH:WEIGHTS or a bundled alias; several make an ensemble
+    image_model: str = "vqgan"  # one of IMAGE_MODELS
+    # diffusion (image_model "diffusion"): `iterations` is the number of denoising steps
+    diffusion: str = DEFAULT_DIFFUSION  # registry name (`clipgan models`) or a diffusers UNet2DModel folder
+    scheduler: str = "ddim"  # ddim: deterministic, fewer steps; ddpm: the training chain, noisier
+    guidance_scale: float = 0.5  # how far CLIP moves each step's clean estimate (pixel units in [-1, 1])
+    strength: float = 0.6  # with init_image: the share of the denoising run from it (1: from pure noise)
     # allow full unpickling of checkpoints (can run code): only ever from the run's own command line or
     # API call; `from_dict` (PNG settings, state files) never sets it
     trust_checkpoint: bool = False
@@ -146,7 +157,7 @@ class Settings:
         for name in ("prompts", "image_prompts", "noise_prompt_seeds", "noise_prompt_weights"):
             value = getattr(self, name)
             setattr(self, name, [value] if isinstance(value, str) else _items(value, name))
-        for name in ("init_image", "mask", "vqgan_config", "vqgan_checkpoint"):
+        for name in ("init_image", "mask", "vqgan_config", "vqgan_checkpoint", "diffusion"):
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         if isinstance(self.clip, str):
@@ -154,7 +165,8 @@ class Settings:
         if isinstance(self.augments, str):
             self.augments = tuple(a for a in self.augments.split(",") if a)
         self.clip, self.augments = tuple(_items(self.clip, "clip")), tuple(_items(self.augments, "augments"))
-        for name in ("optimizer", "precision", "init_noise", "compile", "cuda_graphs", "cut_method"):
+        for name in ("optimizer", "precision", "init_noise", "compile", "cuda_graphs", "cut_method", "image_model",
+                     "scheduler"):
             value = getattr(self, name)
             setattr(self, name, value.value if isinstance(value, Enum) else value)
         self.augments = tuple(a.value if isinstance(a, Enum) else a for a in self.augments)
@@ -231,6 +243,20 @@ class Settings:
                                    f"{MAX_SIDE} px per side")
         if self.seed is not None:
             _check_int(self.seed, "seed", 0, 2**63 - 1)
+        self._validate_diffusion()
+
+    def _validate_diffusion(self) -> None:
+        for name, choices in (("image_model", IMAGE_MODELS), ("scheduler", SCHEDULERS)):
+            if getattr(self, name) not in choices:
+                raise ClipganError(f"unknown {_flag(name)} {_short(getattr(self, name))}; choose from {', '.join(choices)}")
+        if not isinstance(self.diffusion, str) or not self.diffusion:
+            raise ClipganError(f"diffusion must be a model name or folder, got {_short(self.diffusion)}")
+        for name in ("guidance_scale", "strength"):
+            _check_number(getattr(self, name), _flag(name))
+        if self.guidance_scale < 0:
+            raise ClipganError(f"guidance-scale must be 0 or more, got {self.guidance_scale:g}")
+        if not 0 < self.strength <= 1:
+            raise ClipganError(f"strength must be more than 0 and at most 1, got {self.strength:g}")
 
 
 MAX_SIDE = 65536  # px per side: far beyond any step that fits in memory, and within what PIL and torch index

@@ -1,0 +1,1 @@
+"""Image models: what turns parameters into a picture that CLIP guides."""
