@@ -55,6 +55,8 @@ def run(n: int = 24, seed: int = 0, **settings) -> dict:
 
     classifier = load(bundled_dir() / "toy-shape-classifier.safetensors")
     base = Settings().replace(**settings)
+    if base.image_model == "diffusion":  # [i17 hook] the UNet and CLIP instead of VQGAN and CLIP
+        from clipgan.diffuse import load_diffusion_models as load_models
     models = load_models(base)
     rows, seconds = [], []
     for k, (fg, shape, bg) in enumerate(prompts(n)):
@@ -84,9 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision")
     parser.add_argument("--cutn", type=int)
     parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"))
+    parser.add_argument("--image-model", dest="image_model")  # [i17] diffusion: the bundled toy UNet
+    parser.add_argument("--guidance-scale", dest="guidance_scale", type=float)
+    parser.add_argument("--scheduler")
     parser.add_argument("--json", help="also write the full report here")
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size") and v is not None}
+    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "guidance_scale", "scheduler")
+                 and v is not None}
     if "size" in overrides:
         overrides["size"] = tuple(overrides["size"])
     report = run(args.n, args.seed, **overrides)
