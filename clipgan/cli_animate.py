@@ -19,6 +19,7 @@ from clipgan.cli_options import (Augments, Clip, Cutn, CutPow, Device, Lr, Optim
 from clipgan.cli_options import augments as peer_augments
 from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError
+from clipgan import cli_options as O  # [i17 hook]
 
 D, M, Z, R = Settings(), MorphOptions(), ZoomOptions(), RestyleOptions()
 
@@ -188,6 +189,10 @@ def morph(
     clip: Clip = None,
     trust_checkpoint: Trust = D.trust_checkpoint,
     quiet: Quiet = False,
+    image_model: O.ImageModel = O.ImageModelChoice(D.image_model),  # [i17 hook] diffusion morphs
+    diffusion: O.Diffusion = D.diffusion,
+    scheduler: O.Scheduler = O.SchedulerChoice(D.scheduler),
+    guidance_scale: O.GuidanceScale = D.guidance_scale,
 ):
     """Morph through prompts: a keyframe per prompt, frames sliding from one to the next."""
     from clipgan import animate
@@ -201,6 +206,12 @@ def morph(
                          tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
                          lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
+    if image_model.value != "vqgan":  # [i17 hook] every frame a guided denoising run of keyframe-steps steps
+        from clipgan.cli_diffusion import diffusion_morph
+
+        return diffusion_morph(prompts, output, settings.replace(
+            image_model=image_model.value, diffusion=diffusion, scheduler=scheduler.value, guidance_scale=guidance_scale,
+            iterations=keyframe_steps), frames_per_transition, loop, fps, quiet)
     total = animate.morph_frame_count(len(prompts), frames_per_transition, loop)
     _write(_job("morph", prompts, options, output, fps, total), settings, quiet)
 

@@ -20,7 +20,6 @@ from clipgan.config import Settings
 from clipgan.errors import ClipganError
 from clipgan.image_models.diffusion import DiffusionStep, sample
 from clipgan.io import load_rgb, to_pil, to_tensor
-from clipgan.optimize import Guide, Target
 
 
 @dataclass
@@ -141,57 +140,43 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
 
 # ---------------------------------------------------------------- morphs
 
-def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
-    """Spherical interpolation between two noise tensors: every frame's noise keeps the norm a
-    Gaussian sample has (a straight line between two would be too quiet in the middle)."""
-    fa, fb = a.flatten(), b.flatten()
-    omega = torch.arccos((fa @ fb / (fa.norm() * fb.norm())).clamp(-1, 1))
-    if omega.abs() < 1e-4:
-        return (1 - t) * a + t * b
-    so = torch.sin(omega)
-    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+def morph_frames(prompts: list[str], frames_per_transition: int, *, loop: bool = False,
+                 models: DiffusionModels | None = None, **settings) -> Iterator:
+    """animate.Frame's going from prompt to prompt, `animate.morph_frame_count` of them.
 
-
-def blend_guides(first: list[Guide], second: list[Guide], t: float) -> list[Guide]:
-    """The guides of the first prompts weighted 1 - t, the second's weighted t (same perceptors)."""
-    out = []
-    for g1, g2 in zip(first, second):
-        targets = [Target(x.label, x.embeds, x.weight * (1 - t), x.stop) for x in g1.targets] + \
-                  [Target(f"{x.label} ", x.embeds, x.weight * t, x.stop) for x in g2.targets]
-        out.append(Guide(g1.perceptor, g1.cutouts, [x for x in targets if x.weight != 0]))
-    return out
-
-
-def morph_frames(prompts_a: str, prompts_b: str, frames: int, *, models: DiffusionModels | None = None,
-                 seed_b: int | None = None, callback: Callable[[int, Tensor], None] | None = None,
-                 **settings) -> list[Tensor]:
-    """`frames` pictures (1, 3, H, W) in [0, 1] going from prompts_a to prompts_b: frame k starts
-    from slerp(noise_a, noise_b, k / (frames - 1)) and is guided by both prompts, weighted the
-    same way. The sampler is deterministic (DDIM), so close frames start close and end close.
-    `seed_b` (default: the seed + 1) draws the second noise; one seed gives one picture's noise."""
+    Keyframe j is a plain guided run from the noise of seed + j (with loop, the last transition
+    returns to keyframe 0's noise). A frame at blend w between keyframes j and j+1 starts from
+    slerp(noise_j, noise_j+1, w) and is guided by prompt j at weight 1 - w and prompt j+1 at w.
+    DDIM is deterministic and every frame uses the same cutouts, so frames close in w start close
+    and end close: the video changes smoothly."""
+    from clipgan.animate import Frame, _blend, slerp
     from clipgan.pipeline import build_guides
 
-    if frames < 2:
-        raise ClipganError(f"a morph needs at least 2 frames, got {frames}")
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if len(prompts) < 2:
+        raise ClipganError("a morph needs at least two prompts")
+    if frames_per_transition < 1:
+        raise ClipganError(f"frames-per-transition must be at least 1, got {frames_per_transition}")
     base = settings.pop("settings", None) or Settings()
     s = base.replace(**settings, image_model="diffusion")
     s, models, seed = _prepared(s, models)
     side, device = s.size[0], models.device
-    first = build_guides(s.replace(prompts=[prompts_a]), models)
-    second = build_guides(s.replace(prompts=[prompts_b]), models)
-    na = _noise(seed, side, device)
-    nb = _noise(seed + 1 if seed_b is None else seed_b, side, device)
-    out = []
-    for k in range(frames):
-        t = k / (frames - 1)
-        torch.manual_seed(seed)  # the same cutouts for every frame: only the blend moves
-        last = None
-        for last in steps_of(s, models, blend_guides(first, second, t), slerp(na, nb, t), seed):
-            pass
-        out.append(last.image)
-        if callback is not None:
-            callback(k, last.image)
-    return out
+    keys = prompts + prompts[:1] if loop else prompts
+    guides = [build_guides(s.replace(prompts=[p]), models) for p in keys]
+    noises = [_noise(seed + (j % len(prompts)), side, device) for j in range(len(keys))]
+    index = 0
+    for j in range(len(keys) - 1):
+        last_transition = j == len(keys) - 2
+        for k in range(frames_per_transition + (1 if last_transition and not loop else 0)):
+            w = k / frames_per_transition
+            noise = slerp(noises[j], noises[j + 1], w)
+            torch.manual_seed(seed)  # the same cutouts for every frame: only the blend moves
+            last = None
+            for last in steps_of(s, models, _blend(guides[j], guides[j + 1], w), noise, seed):
+                pass
+            yield Frame(index, last.image, noise, seed, last.loss, (keys[j], keys[j + 1]),
+                        j if k == 0 else (j + 1 if w == 1 else None), w if w < 1 else 0.0)
+            index += 1
 
 
 def mean_frame_difference(frames: list[Tensor]) -> float:

@@ -91,18 +91,6 @@ def test_feature_guidance_lowers_the_loss(loaded):
     assert after < before
 
 
-def test_values_slerp_keeps_the_norm_and_ends():
-    from clipgan.diffuse import slerp
-
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(3, 32, 32, generator=g), torch.randn(3, 32, 32, generator=g)
-    torch.testing.assert_close(slerp(a, b, 0.0), a)
-    torch.testing.assert_close(slerp(a, b, 1.0), b)
-    mid = slerp(a, b, 0.5)
-    assert mid.norm().item() == pytest.approx((a.norm().item() + b.norm().item()) / 2, rel=0.02)
-    assert (a / 2 + b / 2).norm().item() < 0.8 * mid.norm().item()  # a straight line would lose ~30%
-
-
 # ---------------------------------------------------------------- runs
 
 def test_smoke_generate_seeded_and_sized(loaded):
@@ -158,15 +146,23 @@ def test_feature_inpaint_keeps_outside_byte_equal(loaded, tmp_path):
 
 
 def test_feature_morph_frames(loaded):
+    from clipgan.animate import morph_frame_count
     from clipgan.diffuse import mean_frame_difference, morph_frames
 
     models, kw = loaded
     kw = {k: v for k, v in kw.items() if k != "image_model"}
-    frames = morph_frames("a red circle", "a blue square", 3, models=models, **kw)
-    again = morph_frames("a red circle", "a blue square", 3, models=models, **kw)
-    assert len(frames) == 3 and all(f.shape == (1, 3, SIDE, SIDE) for f in frames)
-    assert all(torch.equal(a, b) for a, b in zip(frames, again))
-    assert mean_frame_difference(frames) > 0
+    frames = list(morph_frames(["a red circle", "a blue square"], 2, models=models, **kw))
+    again = list(morph_frames(["a red circle", "a blue square"], 2, models=models, **kw))
+    looped = list(morph_frames(["a red circle", "a blue square"], 2, loop=True, models=models, **kw))
+    assert len(frames) == morph_frame_count(2, 2) == 3 and len(looped) == morph_frame_count(2, 2, True) == 4
+    assert [f.keyframe for f in frames] == [0, None, 1] and [f.mix for f in frames] == [0, 0.5, 0]
+    assert all(f.image.shape == (1, 3, SIDE, SIDE) for f in frames)
+    assert all(torch.equal(a.image, b.image) for a, b in zip(frames, again))
+    # a keyframe is the plain run of its prompt and seed
+    alone = clipgan.generate("a red circle", models=models, **{**kw, "image_model": "diffusion"})
+    assert np.array_equal(pixels(frames[0].pil()), pixels(alone.image))
+    assert torch.equal(looped[0].image, frames[0].image)
+    assert mean_frame_difference([f.image for f in frames]) > 0
 
 
 def test_feature_cli_png_settings_rerun_and_video(unet_dir, tiny_settings, tmp_path, one_thread):
@@ -189,6 +185,18 @@ def test_feature_cli_png_settings_rerun_and_video(unet_dir, tiny_settings, tmp_p
     assert info.value.code == 0
     assert np.array_equal(pixels(Image.open(out)), pixels(Image.open(again)))
     assert iio.imread(video).shape[0] == 2
+
+
+def test_feature_cli_morph_video(unet_dir, tiny_settings, tmp_path, one_thread):
+    import imageio.v3 as iio
+
+    video = tmp_path / "m.gif"
+    with pytest.raises(SystemExit) as info:
+        main(["morph", "a red circle", "a blue square", "-o", str(video), "--image-model", "diffusion",
+              "--diffusion", str(unet_dir), "--clip", tiny_settings["clip"][0], "--cutn", "2", "--device", "cpu",
+              "--keyframe-steps", "2", "-n", "2", "--seed", "1", "-q"])
+    assert info.value.code == 0
+    assert iio.imread(video).shape[0] == 3
 
 
 # ---------------------------------------------------------------- bad input

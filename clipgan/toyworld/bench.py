@@ -89,9 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-model", dest="image_model")  # [i17] diffusion: the bundled toy UNet
     parser.add_argument("--guidance-scale", dest="guidance_scale", type=float)
     parser.add_argument("--scheduler")
+    parser.add_argument("--diffusion", help="a diffusers UNet folder (default: the bundled toy)")
     parser.add_argument("--json", help="also write the full report here")
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "guidance_scale", "scheduler")
+    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "guidance_scale", "scheduler", "diffusion")
                  and v is not None}
     if "size" in overrides:
         overrides["size"] = tuple(overrides["size"])
