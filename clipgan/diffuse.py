@@ -111,6 +111,7 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
     if s.init_image:
         picture = load_rgb(s.init_image)
     if s.mask is not None:
+        from clipgan.config import default_feather
         from clipgan.edit import feather, hard, load_mask
 
         if picture.size != (side, side):
@@ -119,7 +120,7 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
         m = load_mask(s.mask, picture.size).to(device)
         if not hard(m).any():
             raise ClipganError("the mask is all black: nothing to regenerate")
-        s = s.replace(feather=s.feather if s.feather is not None else 0)
+        s = s.replace(feather=s.feather if s.feather is not None else default_feather(picture.size))
         soft = feather(m, s.feather)
         known = to_tensor(picture, device=device) * 2 - 1
         mask = soft.expand(1, 3, side, side)

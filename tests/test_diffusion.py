@@ -138,11 +138,17 @@ def test_feature_inpaint_keeps_outside_byte_equal(loaded, tmp_path):
     Image.fromarray(picture).save(tmp_path / "p.png")
     Image.fromarray(mask).save(tmp_path / "m.png")
     r = clipgan.generate("a red circle", models=models,
-                         **{**kw, "init_image": str(tmp_path / "p.png"), "mask": str(tmp_path / "m.png")})
+                         **{**kw, "init_image": str(tmp_path / "p.png"), "mask": str(tmp_path / "m.png"), "feather": 0})
     out = pixels(r.image)
     assert np.array_equal(out[mask == 0], picture[mask == 0])
     assert not np.array_equal(out[mask > 0], picture[mask > 0])
     assert r.settings.mask == str(tmp_path / "m.png") and r.settings.feather == 0
+    default = clipgan.generate("a red circle", models=models,
+                               **{**kw, "init_image": str(tmp_path / "p.png"), "mask": str(tmp_path / "m.png")})
+    assert default.settings.feather == 1  # config.default_feather at 32 px, as for the VQGAN
+    grown = np.zeros_like(mask)
+    grown[7:21, 9:25] = 255  # the mask dilated by the 1 px seam
+    assert np.array_equal(pixels(default.image)[grown == 0], picture[grown == 0])
 
 
 def test_feature_morph_frames(loaded):
