@@ -9,7 +9,7 @@ install: $(STAMP) browser
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev,ui,ray]'
+	$(PY) -m pip install -q -e '.[dev,ui,ray,diffusion]'
 	touch $(STAMP)
 
 # headless Chromium for the web app's browser tests (Debian's package, driven by Playwright);
@@ -41,6 +41,7 @@ demo: install
 
 toy-models: install
 	$(PY) -m clipgan.toyworld.train --out checkpoints
+	$(PY) -m clipgan.toyworld.train_diffusion --out checkpoints
 
 # the README's pictures and GIF (docs/gallery/), made with the bundled models
 gallery: install

@@ -24,6 +24,13 @@ def models():
     for status in list_models():
         mark = "bundled" if status.entry.bundled else ("present" if status.present else "-")
         typer.echo(f"{status.name:28} {mark:8} {status.entry.description}")
+    from clipgan.models.diffusion_registry import DIFFUSION_MODELS, FILES, entry_folder  # [i17 hook]
+
+    typer.echo("diffusion models (--image-model diffusion --diffusion NAME):")
+    for e in DIFFUSION_MODELS.values():
+        present = all((entry_folder(e) / f).is_file() for f in FILES)
+        mark = "bundled" if e.bundled else ("present" if present else "-")
+        typer.echo(f"{e.name:28} {mark:8} {e.description}; {e.size} px")
 
 
 @app.command()
@@ -33,7 +40,10 @@ def download(name: Annotated[str, typer.Argument(help="A name from `clipgan mode
     from clipgan.download import download_model
     from clipgan.models.registry import get_entry
 
-    if get_entry(name).bundled:
+    from clipgan.models.diffusion_registry import DIFFUSION_MODELS  # [i17 hook]
+
+    entry = DIFFUSION_MODELS.get(name) or get_entry(name)
+    if entry.bundled:
         typer.echo(f"{name} is bundled with clipgan; nothing to download")
         return
     for path in download_model(name):

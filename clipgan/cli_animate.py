@@ -20,6 +20,7 @@ from clipgan.cli_options import augments as peer_augments
 from clipgan import cli_options as O
 from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError
+from clipgan import cli_options as O
 
 D, M, Z, R = Settings(), MorphOptions(), ZoomOptions(), RestyleOptions()
 
@@ -191,6 +192,9 @@ def morph(
     clip: Clip = None,
     trust_checkpoint: Trust = D.trust_checkpoint,
     quiet: Quiet = False,
+    diffusion: O.Diffusion = D.diffusion,
+    scheduler: O.Scheduler = O.SchedulerChoice(D.scheduler),
+    guidance_scale: O.GuidanceScale = D.guidance_scale,
 ):
     """Morph through prompts: a keyframe per prompt, frames sliding from one to the next."""
     from clipgan import animate
@@ -204,6 +208,12 @@ def morph(
                          tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
                          lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
+    if image_model == "diffusion":  # every frame a guided denoising run of keyframe-steps steps
+        from clipgan.cli_diffusion import diffusion_morph
+
+        return diffusion_morph(prompts, output, settings.replace(
+            image_model=image_model, diffusion=diffusion, scheduler=scheduler.value, guidance_scale=guidance_scale,
+            iterations=keyframe_steps), frames_per_transition, loop, fps, quiet)
     total = animate.morph_frame_count(len(prompts), frames_per_transition, loop)
     _write(_job("morph", prompts, options, output, fps, total), settings, quiet)
 

@@ -125,6 +125,10 @@ def generate(
     vqgan_checkpoint: O.VqganCheckpoint = D.vqgan_checkpoint,
     clip: O.Clip = None,
     trust_checkpoint: O.Trust = D.trust_checkpoint,
+    diffusion: O.Diffusion = D.diffusion,
+    scheduler: O.Scheduler = O.SchedulerChoice(D.scheduler),
+    guidance_scale: O.GuidanceScale = D.guidance_scale,
+    strength: O.Strength = D.strength,
     from_png: Annotated[Optional[Path], typer.Option(help="Rerun the settings stored in a clipgan image; other flags override.", rich_help_panel=RUN)] = None,
     zoom_video: O.ZoomVideo = False,
     quiet: O.Quiet = False,
@@ -154,7 +158,9 @@ def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
                   device=a["device"], precision=a["precision"], low_memory=a["low_memory"], compile=a["compile"],
                   cuda_graphs=a["cuda_graphs"], vqgan=a["vqgan"], image_model=a["image_model"], strokes=a["strokes"],
                   vqgan_config=a["vqgan_config"], vqgan_checkpoint=a["vqgan_checkpoint"],
-                  clip=[O.clip_name(c) for c in a["clip"] or D.clip], trust_checkpoint=a["trust_checkpoint"])
+                  clip=[O.clip_name(c) for c in a["clip"] or D.clip], trust_checkpoint=a["trust_checkpoint"],
+                  diffusion=a["diffusion"], scheduler=a["scheduler"],
+                  guidance_scale=a["guidance_scale"], strength=a["strength"])
     params = {"prompts": ["prompts", "prompt"], "image_prompts": ["image_prompt"]}
     typed = set(given(ctx, [n for k in values for n in params.get(k, [k])]))
     if a["from_png"]:
@@ -248,7 +254,7 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
     if drawn:  # drawn here so that intermediate saves carry it too
         settings = settings.replace(seed=draw_seed())
     # upscaled runs (clipgan.edit, two runs in one) are saved as they go, but not resumable
-    resumable = settings.upscale is None
+    resumable = settings.upscale is None and settings.image_model == "vqgan"  # diffusion runs cannot be resumed
     total = settings.iterations + (settings.upscale_steps if settings.upscale is not None else 0)
     bar, last, done = None, {}, 0  # done: steps so far over all runs (an upscale's refinement counts on)
     losses = list(resume.get("losses", [])) if resume else []
@@ -312,7 +318,7 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
         save_output(job.output, last["step"].image, last["step"].z, settings.to_dict())
         if not resumable:
             typer.echo(f"interrupted at step {done}; image so far saved to {job.output} "
-                       "(upscaled runs cannot be resumed)", err=True)
+                       f"({'upscaled' if settings.upscale is not None else 'diffusion'} runs cannot be resumed)", err=True)
             raise typer.Exit(INTERRUPTED) from None
         save_state({**last["state"], "job": job.to_dict(), "frames": kept}, path)
         typer.echo(f"interrupted at step {last['step'].index + 1}; image saved to {job.output}; "

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.config import CPU_SIZE, GPU_SIZE, IMAGE_MODELS, Augment, CutMethod, InitNoise, Optimizer, Precision, Settings
+from clipgan.config import (CPU_SIZE, GPU_SIZE, IMAGE_MODELS, SCHEDULERS, Augment, CutMethod, InitNoise, Optimizer,
+                            Precision, Settings)
 from clipgan.errors import ClipganError
 
 D = Settings()
@@ -55,8 +56,15 @@ TvWeight = Annotated[float, typer.Option(help="Total-variation smoothing weight.
 VqganName = Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)]
 Trust = Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)]
-ImageModelOpt = Annotated[str, typer.Option("--image-model", help=f"What is optimized: {', '.join(IMAGE_MODELS)} (vqgan: a VQGAN latent; pixels: the picture itself; fft: a damped colour spectrum; strokes: Bezier curves as in CLIPDraw, -o x.svg writes them as SVG).", rich_help_panel=MODELS)]
+ImageModelOpt = Annotated[str, typer.Option("--image-model", help=f"What is optimized: {', '.join(IMAGE_MODELS)} (vqgan: a VQGAN latent; pixels: the picture itself; fft: a damped colour spectrum; strokes: Bezier curves as in CLIPDraw, -o x.svg writes them as SVG; diffusion: a denoising UNet CLIP guides step by step, --iterations are its steps).", rich_help_panel=MODELS)]
 StrokesOpt = Annotated[int, typer.Option("--strokes", help="With --image-model strokes: how many curves.", rich_help_panel=MODELS)]
+# --image-model diffusion (clipgan.diffuse)
+DIFFUSION = "Diffusion"
+SchedulerChoice = Enum("SchedulerChoice", {m: m for m in SCHEDULERS}, type=str)
+Diffusion = Annotated[str, typer.Option("--diffusion", help="Diffusion model: a name from `clipgan models` or a diffusers UNet2DModel folder (safetensors).", rich_help_panel=DIFFUSION)]
+Scheduler = Annotated[SchedulerChoice, typer.Option("--scheduler", help="ddim: deterministic, good in few steps; ddpm: the training chain.", rich_help_panel=DIFFUSION)]
+GuidanceScale = Annotated[float, typer.Option("--guidance-scale", help="How far CLIP moves each step's clean estimate (0: the model alone).", rich_help_panel=DIFFUSION)]
+Strength = Annotated[float, typer.Option("--strength", help="With --init-image: the share of the denoising run that starts from it (1: from pure noise).", rich_help_panel=DIFFUSION)]
 ZoomVideo = Annotated[bool, typer.Option("-zvid", help="The peer's zoom video: here the command `clipgan zoom` (this flag says how).", show_default=False, rich_help_panel=OUTPUT)]
 
 # nerdyrodent/VQGAN-CLIP's names -> clipgan's

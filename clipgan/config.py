@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from clipgan.errors import ClipganError, brief
-from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_VQGAN
+from clipgan.models.registry import DEFAULT_CLIP, DEFAULT_DIFFUSION, DEFAULT_VQGAN
 
 DEFAULT_FPS = 24.0  # videos: progress, morph and zoom
 UPSCALE_STEPS = 20  # refinement steps after upscaling
@@ -21,9 +21,10 @@ UPSCALE_STEPS = 20  # refinement steps after upscaling
 # `size`; the bundled toy: 64): the peers' 512 on a GPU whose free memory fits a step there,
 # else 256 (a CPU step at 512 takes seconds, and 100 of them minutes).
 GPU_SIZE, CPU_SIZE = 512, 256
-# What a run optimizes (clipgan.image_models): a VQGAN latent, raw pixels, a damped spectrum, or
-# Bezier strokes (CLIPDraw). One tuple: the CLI's choices, validation and the bench read it.
-IMAGE_MODELS = ("vqgan", "pixels", "fft", "strokes")
+# What draws the picture (clipgan.image_models): a VQGAN latent, raw pixels, a damped spectrum or
+# Bezier strokes (CLIPDraw), all optimized by CLIP; or a denoising UNet that CLIP guides step by
+# step (diffusion, clipgan.diffuse). One tuple: the CLI's choices, validation and the bench read it.
+IMAGE_MODELS = ("vqgan", "pixels", "fft", "strokes", "diffusion")
 DEFAULT_STROKES = 64
 # The default --feather: this share of the picture's shorter side, at least 1 px (2 px at 64,
 # 8 at 256, 16 at 512), so the blended seam stays a thin band whatever the size.
@@ -79,6 +80,8 @@ class Augment(str, Enum):
     noise = "noise"
 
 
+SCHEDULERS = ("ddim", "ddpm")  # diffusers schedulers for --image-model diffusion
+
 DEFAULT_AUGMENTS = ("flip", "affine", "perspective", "jitter", "noise")
 
 
@@ -119,6 +122,11 @@ class Settings:
     vqgan_config: str | None = None  # taming yaml; overrides `vqgan` with vqgan_checkpoint
     vqgan_checkpoint: str | None = None
     clip: tuple[str, ...] = (DEFAULT_CLIP,)  # ARCH:WEIGHTS or a bundled alias; several make an ensemble
+    # diffusion (image_model "diffusion"): `iterations` is the number of denoising steps
+    diffusion: str = DEFAULT_DIFFUSION  # registry name (`clipgan models`) or a diffusers UNet2DModel folder
+    scheduler: str = "ddim"  # ddim: deterministic, fewer steps; ddpm: the training chain, noisier
+    guidance_scale: float = 0.5  # how far CLIP moves each step's clean estimate (pixel units in [-1, 1])
+    strength: float = 0.6  # with init_image: the share of the denoising run from it (1: from pure noise)
     # allow full unpickling of checkpoints (can run code): only ever from the run's own command line or
     # API call; `from_dict` (PNG settings, state files) never sets it
     trust_checkpoint: bool = False
@@ -152,7 +160,7 @@ class Settings:
         for name in ("prompts", "image_prompts", "noise_prompt_seeds", "noise_prompt_weights"):
             value = getattr(self, name)
             setattr(self, name, [value] if isinstance(value, str) else _items(value, name))
-        for name in ("init_image", "mask", "vqgan_config", "vqgan_checkpoint"):
+        for name in ("init_image", "mask", "vqgan_config", "vqgan_checkpoint", "diffusion"):
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         if isinstance(self.clip, str):
@@ -160,7 +168,8 @@ class Settings:
         if isinstance(self.augments, str):
             self.augments = tuple(a for a in self.augments.split(",") if a)
         self.clip, self.augments = tuple(_items(self.clip, "clip")), tuple(_items(self.augments, "augments"))
-        for name in ("optimizer", "precision", "init_noise", "compile", "cuda_graphs", "cut_method"):
+        for name in ("optimizer", "precision", "init_noise", "compile", "cuda_graphs", "cut_method", "image_model",
+                     "scheduler"):
             value = getattr(self, name)
             setattr(self, name, value.value if isinstance(value, Enum) else value)
         self.augments = tuple(a.value if isinstance(a, Enum) else a for a in self.augments)
@@ -240,6 +249,19 @@ class Settings:
                                    f"{MAX_SIDE} px per side")
         if self.seed is not None:
             _check_int(self.seed, "seed", 0, 2**63 - 1)
+        self._validate_diffusion()
+
+    def _validate_diffusion(self) -> None:
+        if not isinstance(self.scheduler, str) or self.scheduler not in SCHEDULERS:
+            raise ClipganError(f"unknown scheduler {_short(self.scheduler)}; choose from {', '.join(SCHEDULERS)}")
+        if not isinstance(self.diffusion, str) or not self.diffusion:
+            raise ClipganError(f"diffusion must be a model name or folder, got {_short(self.diffusion)}")
+        for name in ("guidance_scale", "strength"):
+            _check_number(getattr(self, name), _flag(name))
+        if self.guidance_scale < 0:
+            raise ClipganError(f"guidance-scale must be 0 or more, got {self.guidance_scale:g}")
+        if not 0 < self.strength <= 1:
+            raise ClipganError(f"strength must be more than 0 and at most 1, got {self.strength:g}")
 
 
 MAX_SIDE = 65536  # px per side: far beyond any step that fits in memory, and within what PIL and torch index

@@ -77,6 +77,10 @@ def download_model(name: str, root: Path | str | None = None, progress: bool = T
     Bundled models have nothing to download: their existing paths are returned as they
     are (callers can check `VQGAN_MODELS[name].bundled` to tell the user so).
     """
+    from clipgan.models import diffusion_registry
+
+    if diffusion_registry.is_diffusion_name(name):  # [i17 hook] a diffusers folder
+        return download_diffusion(name, root, progress)
     entry = registry.get_entry(name)
     config_path, ckpt_path = registry.entry_paths(entry, root)
     if entry.bundled:
@@ -88,6 +92,19 @@ def download_model(name: str, root: Path | str | None = None, progress: bool = T
         _fetch_checked(entry, entry.config_url, config_path, entry.config_sha256, progress),
         _fetch_checked(entry, entry.checkpoint_url, ckpt_path, entry.checkpoint_sha256, progress),
     ]
+
+
+def download_diffusion(name: str, root: Path | str | None = None, progress: bool = True) -> list[Path]:
+    """Fetch a registered diffusion model's folder (config, schedule, safetensors weights)."""
+    from clipgan.models import diffusion_registry as dr
+
+    entry = dr.get_diffusion_entry(name)
+    if entry.bundled:
+        return [dr.resolve_diffusion(name)]
+    folder = dr.entry_folder(entry, root)
+    published = dict(entry.sha256)
+    # the small JSON files first: a bad link shows up before the weights are spent
+    return [_fetch_checked(entry, entry.url(f), folder / f, published.get(f), progress) for f in dr.FILES]
 
 
 def _fetch_checked(entry, url: str, dest: Path, published: str | None, progress: bool) -> Path:

@@ -38,6 +38,10 @@ def generate(
     if prompts:
         settings["prompts"] = list(prompts)
     s = base.replace(**settings)
+    if s.image_model == "diffusion":  # CLIP-guided diffusion: its own sampler, same Settings and Result
+        from clipgan.diffuse import generate_diffusion
+
+        return generate_diffusion(s, models=models, callback=callback, resume=resume)
     if s.mask is not None or s.upscale is not None:
         from clipgan.edit import run_edit
 

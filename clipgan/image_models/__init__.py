@@ -1,7 +1,8 @@
 """Image models: what a run optimizes, behind one interface (`base.ImageModel`).
 
 vqgan: a VQGAN latent, decoded; pixels: the picture itself; fft: a damped colour-decorrelated
-spectrum; strokes: Bezier curves drawn by a differentiable rasterizer (CLIPDraw). They know
+spectrum; strokes: Bezier curves drawn by a differentiable rasterizer (CLIPDraw); diffusion (its own
+module, imported on demand: it needs diffusers) samples a UNet step by step. They know
 nothing of prompts or files; `clipgan.runsetup` picks one from the settings.
 """
 

@@ -15,6 +15,7 @@ from clipgan.errors import ClipganError
 # The single source of the default model names (the CLI and the library both read these).
 DEFAULT_VQGAN = "toy"
 DEFAULT_CLIP = "toy"
+DEFAULT_DIFFUSION = "toy-diffusion"  # clipgan.models.diffusion_registry
 
 ENV_VAR = "CLIPGAN_CHECKPOINTS"
 

@@ -57,6 +57,8 @@ def run(n: int = 24, seed: int = 0, picture: str | None = None, **settings) -> d
 
     classifier = load(bundled_dir() / "toy-shape-classifier.safetensors")
     base = Settings().replace(**settings)
+    if base.image_model == "diffusion":  # the UNet and CLIP instead of VQGAN and CLIP
+        from clipgan.diffuse import load_diffusion_models as load_models
     models = load_models(base)
     rows, seconds = [], []
     for k, (fg, shape, bg) in enumerate(prompts(n)):
@@ -91,10 +93,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-model", choices=IMAGE_MODELS)
     parser.add_argument("--strokes", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--guidance-scale", type=float)
+    parser.add_argument("--scheduler")
+    parser.add_argument("--diffusion", help="a diffusers UNet folder (default: the bundled toy)")
     parser.add_argument("--json", help="also write the full report here")
     parser.add_argument("--picture", help="also save the first prompt's picture here (the README gallery)")
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "strokes", "lr") and v is not None}
+    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "strokes", "lr", "guidance_scale", "scheduler", "diffusion")
+                 and v is not None}
     if "size" in overrides:
         overrides["size"] = tuple(overrides["size"])
     report = run(args.n, args.seed, picture=args.picture, **overrides)

@@ -1,0 +1,164 @@
+"""CLIP-guided diffusion sampling, as a generator of steps (k-diffusion style: models and tensors in).
+
+The schedulers are diffusers' own (DDIM, DDPM): this module only adds the guidance. At each step
+the UNet's noise estimate gives the scheduler's estimate of the clean image x0; CLIP scores cutouts
+of x0 against the targets (the same Guides and prompt losses as the VQGAN loop), range and TV
+terms join in, and x0 is moved down the gradient before the scheduler takes its step with the
+noise estimate that x0 implies. The UNet is never differentiated: one forward pass per step.
+
+Inpainting: with `known` and `mask` (1 = regenerate), the known region is re-noised to each
+step's level and put back, so the UNet sees it and the new part grows to fit it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from clipgan.errors import NumericError
+from clipgan.losses import prompt_loss, tv_loss
+from clipgan.optimize import Guide
+
+GuideSchedule = Sequence[Guide] | Callable[[int], Sequence[Guide]]
+
+
+@dataclass
+class DiffusionStep:
+    index: int  # 0 .. steps-1 of this run
+    timestep: int  # the scheduler's timestep
+    loss: float
+    losses: dict[str, float]  # by target label, plus "range" and "tv"
+    image: Tensor  # (1, 3, H, W) in [0, 1]: the guided estimate of the clean image (a progress frame)
+    sample: Tensor  # the noisy sample after the step, in [-1, 1] units (the final one is the picture)
+
+
+def to_x0_eps(output: Tensor, x: Tensor, alpha_bar: Tensor, prediction: str) -> tuple[Tensor, Tensor]:
+    """The UNet's output at noise level alpha_bar -> (clean estimate, noise estimate)."""
+    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    if prediction == "epsilon":
+        return (x - s * output) / a, output
+    if prediction == "v_prediction":
+        return a * x - s * output, s * x + a * output
+    if prediction == "sample":
+        return output, (x - a * output) / s
+    raise ValueError(f"unsupported prediction type {prediction!r}")
+
+
+def from_x0(x0: Tensor, x: Tensor, alpha_bar: Tensor, prediction: str) -> Tensor:
+    """What the UNet would have output for clean estimate x0 at sample x (inverse of to_x0_eps)."""
+    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    eps = (x - a * x0) / s
+    if prediction == "epsilon":
+        return eps
+    if prediction == "v_prediction":
+        return a * eps - s * x0
+    return x0
+
+
+def clip_losses(guides: Sequence[Guide], image: Tensor) -> dict[str, Tensor]:
+    """Prompt losses by target label, averaged over perceptors (as the VQGAN loop scores)."""
+    out: dict[str, Tensor] = {}
+    for g in guides:
+        embeds = g.perceptor.encode_image(g.cutouts(image))
+        for t in g.targets:
+            loss = prompt_loss(embeds, t.embeds, t.weight, t.stop) / len(guides)
+            out[t.label] = out[t.label] + loss if t.label in out else loss
+    return out
+
+
+def guidance(guides: Sequence[Guide], x0: Tensor, scale: float, tv_weight: float, range_weight: float,
+             mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """The shift of x0 (in [-1, 1] units) that lowers the CLIP, TV and range losses, and the losses.
+
+    The gradient is normalized to unit RMS (over the masked pixels when inpainting) so that `scale`
+    is a step size in pixel units whatever the number of prompts, cutouts or pixels."""
+    x0 = x0.detach().float().requires_grad_(True)
+    with torch.enable_grad():
+        image = x0.clamp(-1, 1).add(1).div(2)
+        losses = clip_losses(guides, image)
+        if range_weight:
+            losses["range"] = range_weight * (x0 - x0.clamp(-1, 1)).pow(2).mean()
+        if tv_weight:
+            losses["tv"] = tv_loss(image, tv_weight)
+        total = sum(losses.values(), torch.zeros((), device=x0.device))
+        if not torch.isfinite(total):
+            raise NumericError(f"the guidance loss became {total.item()}; use --precision fp32")
+        if not total.requires_grad:
+            return torch.zeros_like(x0), losses
+        (grad,) = torch.autograd.grad(total, x0)
+    if mask is not None:
+        grad = grad * mask
+    rms = grad.pow(2).mean().sqrt() if mask is None else (grad.pow(2).sum() / mask.sum().clamp(min=1)).sqrt()
+    return -scale * grad / (rms + 1e-12), losses
+
+
+def sample(
+    unet,
+    scheduler,
+    guides: GuideSchedule,
+    noise: Tensor,
+    *,
+    steps: int,
+    guidance_scale: float = 0.5,
+    tv_weight: float = 0.0,
+    range_weight: float = 1.0,
+    strength: float = 1.0,
+    init: Tensor | None = None,
+    known: Tensor | None = None,
+    mask: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> Iterator[DiffusionStep]:
+    """Denoise `noise` (1, 3, H, W) in `steps` scheduler steps, guided by CLIP.
+
+    `guides` may be a callable step -> guides (a morph blends targets per frame this way).
+    `strength` < 1 with `init` (an image in [-1, 1]) skips the first (1 - strength) of the
+    timesteps: the run starts from `init` noised to that level (a sketch or photo to refine).
+    `known` and `mask` (1 = regenerate, broadcast to the sample) inpaint: outside the mask the
+    sample is `known` at every step's noise level. `generator` draws the scheduler's and the
+    re-noising's randomness, so a seed replays the run; `dtype` autocasts the UNet.
+    """
+    scheduler.set_timesteps(steps, device=noise.device)
+    timesteps = scheduler.timesteps
+    skip = 0
+    if init is not None:
+        skip = min(int(round(len(timesteps) * (1 - strength))), len(timesteps) - 1)
+    timesteps = timesteps[skip:]
+    alphas = scheduler.alphas_cumprod.to(noise.device)
+    prediction = scheduler.config.prediction_type
+    x = noise
+    if init is not None and skip:
+        x = scheduler.add_noise(init, noise, timesteps[:1])
+    if known is not None:
+        x = _keep(scheduler, x, known, mask, timesteps[0], generator)
+    autocast = torch.autocast(noise.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+    for i, t in enumerate(timesteps):
+        active = guides(i) if callable(guides) else guides
+        with torch.no_grad(), autocast:
+            out = unet(x, t).sample.float()
+        a = alphas[t]
+        x0, _ = to_x0_eps(out, x, a, prediction)
+        shift, losses = guidance(active, x0, guidance_scale * (1 - a).sqrt().item(), tv_weight, range_weight,
+                                 None if mask is None else mask.expand_as(x0))
+        x0 = x0 + shift
+        with torch.no_grad():
+            x = scheduler.step(from_x0(x0, x, a, prediction), t, x, generator=generator).prev_sample
+            last = i == len(timesteps) - 1
+            if known is not None:
+                x = mask * x + (1 - mask) * known if last else \
+                    _keep(scheduler, x, known, mask, timesteps[i + 1], generator)
+        if not torch.isfinite(x).all():
+            raise NumericError(f"the sample became NaN at step {i}; use --precision fp32")
+        image = (x if last else x0).detach().clamp(-1, 1).add(1).div(2)
+        total = sum(v.item() for v in losses.values())
+        yield DiffusionStep(i, int(t), total, {k: v.item() for k, v in losses.items()}, image, x.detach())
+
+
+def _keep(scheduler, x: Tensor, known: Tensor, mask: Tensor, t, generator) -> Tensor:
+    """x inside the mask, `known` noised to timestep t outside it."""
+    fresh = torch.randn(known.shape, generator=generator, device=known.device)
+    return mask * x + (1 - mask) * scheduler.add_noise(known, fresh, t.reshape(1))

@@ -1,0 +1,290 @@
+"""--image-model diffusion on tiny random diffusers UNets written in the real format (save_pretrained,
+safetensors), 2-3 steps on the CPU, guided by the tiny random CLIP of conftest."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from http.server import SimpleHTTPRequestHandler
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import clipgan
+from clipgan.cli import main
+from clipgan.errors import ClipganError
+
+pytest.importorskip("diffusers")
+
+SIDE = 32
+
+
+def write_unet(folder: Path, seed: int = 0, schedule: dict | None = None, **config) -> Path:
+    """A tiny random UNet2DModel (+ DDPM schedule) in the diffusers layout."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(seed)
+    kw = dict(sample_size=SIDE, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
+              down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+              add_attention=False)
+    UNet2DModel(**{**kw, **config}).save_pretrained(folder, safe_serialization=True)
+    DDPMScheduler(**(schedule or {})).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def unet_dir(tmp_path_factory) -> Path:
+    return write_unet(tmp_path_factory.mktemp("unet") / "tiny-unet")
+
+
+@pytest.fixture(scope="module")
+def loaded(unet_dir, tiny_settings, one_thread):
+    from clipgan.config import Settings
+    from clipgan.diffuse import load_diffusion_models
+
+    kw = dict(clip=tiny_settings["clip"], cutn=4, device="cpu", seed=1, iterations=3,
+              image_model="diffusion", diffusion=str(unet_dir))
+    return load_diffusion_models(Settings(**kw)), kw
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))
+
+
+# ---------------------------------------------------------------- the guidance math
+
+def test_values_x0_eps_round_trip():
+    """Each prediction type's output -> (x0, eps) -> output again, and x = a x0 + s eps holds."""
+    from clipgan.image_models.diffusion import from_x0, to_x0_eps
+
+    g = torch.Generator().manual_seed(0)
+    x, out = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4, generator=g)
+    ab = torch.tensor(0.3)
+    for kind in ("epsilon", "v_prediction", "sample"):
+        x0, eps = to_x0_eps(out, x, ab, kind)
+        torch.testing.assert_close(ab.sqrt() * x0 + (1 - ab).sqrt() * eps, x)
+        torch.testing.assert_close(from_x0(x0, x, ab, kind), out, rtol=1e-4, atol=1e-4)
+
+
+def test_feature_guidance_lowers_the_loss(loaded):
+    """The shift `guidance` returns is a descent step: the losses it reports are lower after it."""
+    from clipgan.image_models.diffusion import guidance
+    from clipgan.pipeline import build_guides
+    from clipgan.config import Settings
+
+    models, kw = loaded
+    guides = build_guides(Settings(**kw, prompts=["a red circle"]), models)
+    x0 = torch.rand(1, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(3)) * 2.4 - 1.2
+
+    def total(x):
+        torch.manual_seed(0)  # the same cutouts for both
+        shift, losses = guidance(guides, x, 0.05, tv_weight=1.0, range_weight=1.0)
+        return shift, sum(v.item() for v in losses.values())
+
+    shift, before = total(x0)
+    assert shift.pow(2).mean().sqrt().item() == pytest.approx(0.05, rel=1e-3)  # RMS = the scale
+    _, after = total(x0 + shift)
+    assert after < before
+
+
+# ---------------------------------------------------------------- runs
+
+def test_smoke_generate_seeded_and_sized(loaded):
+    models, kw = loaded
+    seen = []
+    a = clipgan.generate("a red circle", models=models, callback=seen.append, **kw)
+    b = clipgan.generate("a red circle", models=models, **kw)
+    c = clipgan.generate("a red circle", models=models, **{**kw, "seed": 2})
+    assert a.image.size == (SIDE, SIDE) and a.settings.size == (SIDE, SIDE)
+    assert [s.index for s in seen] == [0, 1, 2] and len(a.losses) == 3
+    assert all(s.image.shape == (1, 3, SIDE, SIDE) and 0 <= s.image.min() and s.image.max() <= 1 for s in seen)
+    assert np.array_equal(pixels(a.image), pixels(b.image))
+    assert not np.array_equal(pixels(a.image), pixels(c.image))
+
+
+def test_feature_ddpm_scheduler_and_guidance_scale(loaded):
+    """DDPM draws noise each step from the run's own generator (seeded); the guidance changes the picture."""
+    models, kw = loaded
+    a = clipgan.generate("a red circle", models=models, **{**kw, "scheduler": "ddpm"})
+    b = clipgan.generate("a red circle", models=models, **{**kw, "scheduler": "ddpm"})
+    ddim = clipgan.generate("a red circle", models=models, **kw)
+    free = clipgan.generate("a red circle", models=models, **{**kw, "guidance_scale": 0.0})
+    assert np.array_equal(pixels(a.image), pixels(b.image))
+    assert not np.array_equal(pixels(a.image), pixels(ddim.image))
+    assert not np.array_equal(pixels(free.image), pixels(ddim.image))
+
+
+def test_cardinality_init_image_skips_steps(loaded, tmp_path):
+    """strength 0.5 of 4 steps runs the last 2, from the picture noised to that level."""
+    models, kw = loaded
+    sketch = tmp_path / "sketch.png"
+    Image.new("RGB", (64, 64), (220, 30, 30)).save(sketch)  # any size: resized to the UNet's
+    seen = []
+    r = clipgan.generate("a red circle", models=models, callback=seen.append,
+                         **{**kw, "iterations": 4, "init_image": str(sketch), "strength": 0.5})
+    assert len(seen) == 2 and r.image.size == (SIDE, SIDE)
+
+
+def test_feature_inpaint_keeps_outside_byte_equal(loaded, tmp_path):
+    models, kw = loaded
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)
+    mask = np.zeros((SIDE, SIDE), np.uint8)
+    mask[8:20, 10:24] = 255
+    Image.fromarray(picture).save(tmp_path / "p.png")
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    r = clipgan.generate("a red circle", models=models,
+                         **{**kw, "init_image": str(tmp_path / "p.png"), "mask": str(tmp_path / "m.png"), "feather": 0})
+    out = pixels(r.image)
+    assert np.array_equal(out[mask == 0], picture[mask == 0])
+    assert not np.array_equal(out[mask > 0], picture[mask > 0])
+    assert r.settings.mask == str(tmp_path / "m.png") and r.settings.feather == 0
+    default = clipgan.generate("a red circle", models=models,
+                               **{**kw, "init_image": str(tmp_path / "p.png"), "mask": str(tmp_path / "m.png")})
+    assert default.settings.feather == 1  # config.default_feather at 32 px, as for the VQGAN
+    grown = np.zeros_like(mask)
+    grown[7:21, 9:25] = 255  # the mask dilated by the 1 px seam
+    assert np.array_equal(pixels(default.image)[grown == 0], picture[grown == 0])
+
+
+def test_feature_morph_frames(loaded):
+    from clipgan.animate import morph_frame_count
+    from clipgan.diffuse import mean_frame_difference, morph_frames
+
+    models, kw = loaded
+    kw = {k: v for k, v in kw.items() if k != "image_model"}
+    frames = list(morph_frames(["a red circle", "a blue square"], 2, models=models, **kw))
+    again = list(morph_frames(["a red circle", "a blue square"], 2, models=models, **kw))
+    looped = list(morph_frames(["a red circle", "a blue square"], 2, loop=True, models=models, **kw))
+    assert len(frames) == morph_frame_count(2, 2) == 3 and len(looped) == morph_frame_count(2, 2, True) == 4
+    assert [f.keyframe for f in frames] == [0, None, 1] and [f.mix for f in frames] == [0, 0.5, 0]
+    assert all(f.image.shape == (1, 3, SIDE, SIDE) for f in frames)
+    assert all(torch.equal(a.image, b.image) for a, b in zip(frames, again))
+    # a keyframe is the plain run of its prompt and seed
+    alone = clipgan.generate("a red circle", models=models, **{**kw, "image_model": "diffusion"})
+    assert np.array_equal(pixels(frames[0].pil()), pixels(alone.image))
+    assert torch.equal(looped[0].image, frames[0].image)
+    assert mean_frame_difference([f.image for f in frames]) > 0
+
+
+def test_feature_cli_png_settings_rerun_and_video(unet_dir, tiny_settings, tmp_path, one_thread):
+    """The CLI writes the settings into the PNG; --from-png replays the same picture; --video gets
+    one frame per denoising step."""
+    import imageio.v3 as iio
+
+    from clipgan.io import read_settings
+
+    out, again, video = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "a.gif"
+    args = ["--image-model", "diffusion", "--diffusion", str(unet_dir), "--clip", tiny_settings["clip"][0],
+            "--cutn", "4", "--device", "cpu", "-i", "2", "--seed", "4", "-q"]
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "a red circle", *args, "-o", str(out), "--video", str(video)])
+    assert info.value.code == 0
+    stored = read_settings(out)
+    assert stored["image_model"] == "diffusion" and stored["diffusion"] == str(unet_dir) and stored["seed"] == 4
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--from-png", str(out), "-o", str(again), "-q"])
+    assert info.value.code == 0
+    assert np.array_equal(pixels(Image.open(out)), pixels(Image.open(again)))
+    assert iio.imread(video).shape[0] == 2
+
+
+def test_feature_cli_morph_video(unet_dir, tiny_settings, tmp_path, one_thread):
+    import imageio.v3 as iio
+
+    video = tmp_path / "m.gif"
+    with pytest.raises(SystemExit) as info:
+        main(["morph", "a red circle", "a blue square", "-o", str(video), "--image-model", "diffusion",
+              "--diffusion", str(unet_dir), "--clip", tiny_settings["clip"][0], "--cutn", "2", "--device", "cpu",
+              "--keyframe-steps", "2", "-n", "2", "--seed", "1", "-q"])
+    assert info.value.code == 0
+    assert iio.imread(video).shape[0] == 3
+
+
+# ---------------------------------------------------------------- bad input
+
+def _broken(tmp_path: Path, unet_dir: Path, kind: str) -> Path:
+    import shutil
+
+    folder = tmp_path / kind
+    if kind == "missing":
+        return folder
+    shutil.copytree(unet_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    if kind == "corrupt-config":
+        (folder / "config.json").write_text("{not json")
+    elif kind == "corrupt-weights":
+        (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 100)
+    elif kind == "pickle-only":
+        (folder / "diffusion_pytorch_model.safetensors").rename(folder / "diffusion_pytorch_model.bin")
+    elif kind == "class-conditional":
+        (folder / "config.json").write_text(json.dumps({**config, "num_class_embeds": 10}))
+    elif kind == "text-conditional":
+        (folder / "config.json").write_text(json.dumps({**config, "_class_name": "UNet2DConditionModel"}))
+    elif kind == "latent":
+        (folder / "config.json").write_text(json.dumps({**config, "in_channels": 4, "out_channels": 4}))
+    return folder
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("missing", ("no diffusion model folder",)),
+    ("corrupt-config", ("config.json", "JSON")),
+    ("corrupt-weights", ("could not load the UNet",)),
+    ("pickle-only", ("safetensors", ".bin")),
+    ("class-conditional", ("class-conditional",)),
+    ("text-conditional", ("UNet2DConditionModel",)),
+    ("latent", ("latent",)),
+    ("size", ("does not fit", "32x32")),
+    ("unknown-name", ("unknown diffusion model",)),
+])
+def test_exception_bad_model_one_line_exit_2(kind, words, unet_dir, tiny_settings, tmp_path, capsys):
+    folder = unet_dir if kind == "size" else "no-such-model" if kind == "unknown-name" else _broken(tmp_path, unet_dir, kind)
+    out = tmp_path / "out.png"
+    size = ["-s", "64", "64"] if kind == "size" else []
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "a red circle", "--image-model", "diffusion", "--diffusion", str(folder), *size,
+              "--clip", tiny_settings["clip"][0], "--cutn", "2", "--device", "cpu", "-i", "2", "-o", str(out), "-q"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert info.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"guidance_scale": -1}, "guidance-scale"), ({"strength": 0}, "strength"), ({"strength": math.nan}, "strength"),
+    ({"scheduler": "euler"}, "scheduler"), ({"image_model": "gan"}, "image-model"),
+])
+def test_exception_bad_settings(change, words):
+    from clipgan.config import Settings
+
+    with pytest.raises(ClipganError, match=words):
+        Settings().replace(**change)
+
+
+# ---------------------------------------------------------------- download
+
+def test_feature_download_and_load(unet_dir, tmp_path, monkeypatch):
+    """`clipgan download NAME` of a registry entry: the real folder over HTTP, checked, then loaded."""
+    from conftest import local_server
+
+    from clipgan.download import download_model
+    from clipgan.models import diffusion_registry as dr
+    from clipgan.models.diffusion import load_diffusion
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(unet_dir))
+    handler.log_message = lambda *a: None
+    with local_server(handler) as server:
+        monkeypatch.setitem(dr.DIFFUSION_MODELS, "test-unet", dr.DiffusionEntry("test-unet", "test only", SIDE, server.url))
+        paths = download_model("test-unet", root=tmp_path, progress=False)
+    assert [p.name for p in paths] == list(dr.FILES)
+    assert dr.resolve_diffusion("test-unet", tmp_path) == tmp_path / "test-unet"
+    model = load_diffusion(tmp_path / "test-unet")
+    assert model.size == SIDE and model.scheduler("ddim").config.num_train_timesteps == 1000
+    record = json.loads((tmp_path / "test-unet" / "downloads.json").read_text())
+    assert set(record) == set(dr.FILES)  # trust on first use: every file's sha256 recorded
