@@ -38,7 +38,7 @@ def load_diffusion_models(s: Settings) -> DiffusionModels:
     from clipgan.models.clip import load_clip
     from clipgan.models.diffusion import load_diffusion
     from clipgan.models.diffusion_registry import resolve_diffusion
-    from clipgan.pipeline import resolve_device
+    from clipgan.runsetup import resolve_device
 
     with deferred_sigint():
         device = resolve_device(s.device)
@@ -61,13 +61,13 @@ def run_size(s: Settings, models: DiffusionModels) -> tuple[int, int]:
 
 
 def _dtype(s: Settings, device: torch.device):
-    from clipgan.pipeline import resolve_dtype
+    from clipgan.runsetup import resolve_dtype
 
     return resolve_dtype(s.precision, device)
 
 
 def _prepared(s: Settings, models: DiffusionModels | None):
-    from clipgan.pipeline import draw_seed
+    from clipgan.runsetup import draw_seed
 
     models = models or load_diffusion_models(s)
     seed = s.seed if s.seed is not None else draw_seed()
@@ -95,7 +95,7 @@ def steps_of(s: Settings, models: DiffusionModels, guides, noise: Tensor, seed: 
 def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
                        callback: Callable[[DiffusionStep], None] | None = None, resume: dict | None = None):
     """What `pipeline.generate` runs for image_model "diffusion". Returns a pipeline.Result."""
-    from clipgan.pipeline import Result, build_guides
+    from clipgan.runsetup import Result, build_guides
 
     if s.image_model != "diffusion":
         raise ClipganError(f"image model {s.image_model!r} is not part of this build; use vqgan or diffusion")
@@ -151,7 +151,7 @@ def morph_frames(prompts: list[str], frames_per_transition: int, *, loop: bool =
     DDIM is deterministic and every frame uses the same cutouts, so frames close in w start close
     and end close: the video changes smoothly."""
     from clipgan.animate import Frame, _blend, slerp
-    from clipgan.pipeline import build_guides
+    from clipgan.runsetup import build_guides
 
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if len(prompts) < 2:
