@@ -21,7 +21,7 @@ from torch import Tensor
 
 from clipgan.errors import NumericError
 from clipgan.losses import prompt_loss, tv_loss
-from clipgan.optimize import Guide
+from clipgan.losses.terms import Guide
 
 GuideSchedule = Sequence[Guide] | Callable[[int], Sequence[Guide]]
 
