@@ -8,6 +8,7 @@ whole before it would read `-i` with the value `i`. No torch here (help must sta
 from __future__ import annotations
 
 import re
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
