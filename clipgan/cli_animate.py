@@ -36,7 +36,7 @@ Size = Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=SI
 StepsPerFrame = Annotated[int, typer.Option(help="Optimization steps for each frame.", rich_help_panel=ANIM)]
 InitImage = Annotated[Optional[str], typer.Option(help="Start the first frame from this image.", rich_help_panel=ANIM)]
 InitWeight = Annotated[float, typer.Option(help="Pull each frame towards its starting latent (steadier frames).", rich_help_panel=OPT)]
-InitNoiseOpt = Annotated[InitNoise, typer.Option(help="Start without an image from random codes, pixel noise or a gradient.", rich_help_panel=ANIM)]
+InitNoiseOpt = O.InitNoiseOpt
 TvWeight = O.TvWeight
 PrecisionOpt = O.PrecisionOpt
 Vqgan = O.VqganName

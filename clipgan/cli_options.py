@@ -55,7 +55,7 @@ VideoMp4 = Annotated[bool, typer.Option("-vid", "--video-mp4", help="A progress 
 PrecisionOpt = Annotated[Precision, typer.Option(help="Autocast precision.", rich_help_panel=RUN)]
 TvWeight = Annotated[float, typer.Option(help="Total-variation smoothing weight.", rich_help_panel=OPT)]
 VqganName = Annotated[str, typer.Option(help="VQGAN name from `clipgan models`.", rich_help_panel=MODELS)]
-Trust = Annotated[bool, typer.Option(help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
+Trust = Annotated[bool, typer.Option("--trust-checkpoint", help="Allow checkpoints that need full unpickling (can run code).", rich_help_panel=MODELS)]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or notes.", rich_help_panel=RUN)]
 ImageModelOpt = Annotated[str, typer.Option("--image-model", help=f"What is optimized: {', '.join(IMAGE_MODELS)} (vqgan: a VQGAN latent; pixels: the picture itself; fft: a damped colour spectrum; strokes: Bezier curves as in CLIPDraw, -o x.svg writes them as SVG; diffusion: a denoising UNet CLIP guides step by step, --iterations are its steps).", rich_help_panel=MODELS)]
 StrokesOpt = Annotated[int, typer.Option("--strokes", help="With --image-model strokes: how many curves.", rich_help_panel=MODELS)]

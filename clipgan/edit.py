@@ -59,7 +59,9 @@ def hard(mask: Tensor) -> Tensor:
 
 def latent_mask(mask: Tensor, factor: int) -> Tensor:
     """(1, 1, H, W) pixel mask -> bool (1, 1, ceil(H/f), ceil(W/f)): a cell is free if any of its pixels is masked."""
-    return F.max_pool2d(hard(mask).float(), factor, ceil_mode=True) > 0
+    from clipgan.image_models.base import free_cells
+
+    return free_cells(mask, factor)
 
 
 def feather(mask: Tensor, radius_px: int) -> Tensor:

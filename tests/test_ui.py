@@ -39,7 +39,7 @@ def test_negative_prompt_lines(line, expected):
 
 
 @pytest.mark.parametrize("change, message", [({"width": None}, "width and height"), ({"iterations": 2.5}, "whole number"),
-                                             ({"iterations": 0}, "at least 1"), ({"image_model": "pixels"}, "image model"),
+                                             ({"iterations": 0}, "at least 1"), ({"image_model": "voxels"}, "unknown image-model"),
                                              ({"optimizer": "nope"}, "unknown optimizer")])
 def test_bad_form_values_are_one_line_errors(change, message):
     values = {**forms.defaults(), "positive": "a red circle", **change}

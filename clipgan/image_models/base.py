@@ -13,6 +13,14 @@ import torch
 from torch import Tensor
 
 
+def free_cells(pixel_mask: Tensor, factor: int) -> Tensor:
+    """(1, 1, H, W) pixel mask (>= 0.5: free) -> bool (1, 1, ceil(H/f), ceil(W/f)): a cell of f x f
+    pixels is free if any of its pixels is."""
+    import torch.nn.functional as F
+
+    return F.max_pool2d((pixel_mask >= 0.5).float(), factor, ceil_mode=True) > 0
+
+
 class ImageModel:
     kind = "?"
     what = "parameters"  # how messages name z ("the latent became NaN")

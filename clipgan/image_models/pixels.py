@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from clipgan.image_models.base import ImageModel
+from clipgan.image_models.base import ImageModel, free_cells
 
 
 class PixelsImage(ImageModel):
@@ -44,4 +44,4 @@ class PixelsImage(ImageModel):
         self.z.clamp_(0, 1)
 
     def cell_mask(self, pixel_mask: Tensor) -> Tensor:
-        return F.max_pool2d((pixel_mask >= 0.5).float(), self.scale, ceil_mode=True) > 0
+        return free_cells(pixel_mask, self.scale)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from clipgan.image_models.base import ImageModel
+from clipgan.image_models.base import ImageModel, free_cells
 from clipgan.losses.functions import clamp_with_grad, vector_quantize
 
 
@@ -63,10 +63,7 @@ class VQGANImage(ImageModel):
         return [getattr(self.vqgan, "decoder", self.vqgan)]
 
     def cell_mask(self, pixel_mask: Tensor) -> Tensor:
-        import torch.nn.functional as F
-
-        # a cell is free if any of its pixels is masked
-        return F.max_pool2d((pixel_mask >= 0.5).float(), self.factor, ceil_mode=True) > 0
+        return free_cells(pixel_mask, self.factor)
 
 
 def gradient_image(w: int, h: int, device) -> Tensor:

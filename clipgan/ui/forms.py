@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from clipgan.config import Settings
+from clipgan.config import IMAGE_MODELS, Settings  # noqa: F401  (IMAGE_MODELS: the form's choices)
 from clipgan.errors import ClipganError
 from clipgan.prompts import parse_prompt
 
-IMAGE_MODELS = ("vqgan",)  # the image models generate can optimize today
 # Settings the Generate tab does not show: editing has its own tab, and `size` is two fields.
 NOT_IN_FORM = ("mask", "feather", "size", "prompts", "image_prompts")
 FORM_FIELDS = tuple(f.name for f in fields(Settings) if f.name not in NOT_IN_FORM)
 # the extra fields of the form, beside the Settings fields
-EXTRA = ("positive", "negative", "image_prompt_files", "width", "height", "image_model")
+EXTRA = ("positive", "negative", "image_prompt_files", "width", "height")
 
 
 def lines(text: str | None) -> list[str]:
@@ -62,15 +61,13 @@ def numbers(text: str, kind: type, name: str) -> list:
 def to_settings(values: dict) -> Settings:
     """Form values (Settings field names plus EXTRA) -> validated Settings."""
     v = dict(values)
-    if v.pop("image_model", IMAGE_MODELS[0]) not in IMAGE_MODELS:
-        raise ClipganError(f"unknown image model; choose from {', '.join(IMAGE_MODELS)}")
     prompts = lines(v.pop("positive", "")) + [negative_prompt(n) for n in lines(v.pop("negative", ""))]
     files = v.pop("image_prompt_files", None) or []
     width, height = whole(v.pop("width", None), "width"), whole(v.pop("height", None), "height")
     if width is None or height is None:
         raise ClipganError("give both width and height (0 and 0: the model's own size)")
     changes = {k: v[k] for k in FORM_FIELDS if k in v}
-    for name in ("iterations", "cutn", "change_prompt_every", "upscale_steps", "seed"):
+    for name in ("iterations", "cutn", "change_prompt_every", "upscale_steps", "seed", "strokes"):
         if name in changes:
             changes[name] = whole(changes[name], name.replace("_", "-"))
     if "upscale" in changes and not changes["upscale"]:
@@ -102,7 +99,7 @@ def form_values(s: Settings) -> dict:
             positive.append(text)
     out.update(positive="\n".join(positive), negative="\n".join(negative), width=s.size[0] if s.size else 0, height=s.size[1] if s.size else 0,
                image_prompt_files=[parse_prompt(p).text for p in s.image_prompts] or None,
-               image_model=IMAGE_MODELS[0], upscale=s.upscale or 0, seed="" if s.seed is None else str(s.seed))
+               upscale=s.upscale or 0, seed="" if s.seed is None else str(s.seed))
     return out
 
 

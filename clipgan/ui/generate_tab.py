@@ -62,6 +62,7 @@ def form(d: dict) -> dict[str, gr.components.Component]:
             c["vqgan_checkpoint"] = gr.Textbox(d["vqgan_checkpoint"], label="VQGAN checkpoint")
             c["trust_checkpoint"] = gr.Checkbox(d["trust_checkpoint"], label="Trust checkpoints (full unpickling)")
             c["low_memory"] = gr.Checkbox(d["low_memory"], label="Low memory (slower)")
+            c["strokes"] = gr.Number(d["strokes"], label="Strokes (image model strokes)", precision=0, minimum=1)
     assert set(c) == set(forms.FORM_FIELDS) | set(forms.EXTRA), "every setting has a field"
     return c
 
