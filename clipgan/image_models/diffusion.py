@@ -106,7 +106,7 @@ def sample(
     noise: Tensor,
     *,
     steps: int,
-    guidance_scale: float = 0.5,
+    guidance_scale: float = 6.0,
     tv_weight: float = 0.0,
     range_weight: float = 0.0,
     strength: float = 1.0,
