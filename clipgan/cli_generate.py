@@ -232,7 +232,7 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
 
     from clipgan.io import save_image, to_pil
     from clipgan.pipeline import draw_seed, resume_state, rng_state
-    from clipgan.pipeline import generate as run_generate
+    from clipgan.run import generate as run_generate  # [i17 hook] every image model
 
     drawn = settings.seed is None
     if drawn:  # drawn here so that intermediate saves carry it too

@@ -286,10 +286,8 @@ def generate(
     if prompts:
         settings["prompts"] = list(prompts)
     s = base.replace(**settings)
-    if s.image_model != "vqgan":  # [i17 hook] CLIP-guided diffusion: its own sampler, same Settings and Result
-        from clipgan.diffuse import generate_diffusion
-
-        return generate_diffusion(s, models=models, callback=callback, resume=resume)
+    if s.image_model != "vqgan":  # [i17 hook] clipgan.run.generate sends diffusion runs to clipgan.diffuse
+        raise ClipganError(f"pipeline.generate runs the VQGAN; use clipgan.generate for image model {s.image_model!r}")
     if s.mask is not None or s.upscale is not None:
         from clipgan.edit import run_edit
 
