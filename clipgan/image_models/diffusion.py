@@ -106,7 +106,7 @@ def sample(
     noise: Tensor,
     *,
     steps: int,
-    guidance_scale: float = 6.0,
+    guidance_scale: float = 24.0,
     tv_weight: float = 0.0,
     range_weight: float = 0.0,
     strength: float = 1.0,
