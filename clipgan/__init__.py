@@ -8,7 +8,10 @@ __all__ = ["generate", "iterate", "Settings", "Result", "ClipganError"]
 
 
 def __getattr__(name):
-    if name == "generate" or name == "Result":
+    if name == "generate":  # every image model (clipgan.run)
+        from clipgan.run import generate
+        return generate
+    if name == "Result":
         from clipgan import pipeline
         return getattr(pipeline, name)
     if name == "iterate":

@@ -24,7 +24,7 @@ def models():
     for status in list_models():
         mark = "bundled" if status.entry.bundled else ("present" if status.present else "-")
         typer.echo(f"{status.name:28} {mark:8} {status.entry.description}")
-    from clipgan.models.diffusion_registry import DIFFUSION_MODELS, FILES, entry_folder  # [i17 hook]
+    from clipgan.models.diffusion_registry import DIFFUSION_MODELS, FILES, entry_folder
 
     typer.echo("diffusion models (--image-model diffusion --diffusion NAME):")
     for e in DIFFUSION_MODELS.values():
@@ -40,7 +40,7 @@ def download(name: Annotated[str, typer.Argument(help="A name from `clipgan mode
     from clipgan.download import download_model
     from clipgan.models.registry import get_entry
 
-    from clipgan.models.diffusion_registry import DIFFUSION_MODELS  # [i17 hook]
+    from clipgan.models.diffusion_registry import DIFFUSION_MODELS
 
     entry = DIFFUSION_MODELS.get(name) or get_entry(name)
     if entry.bundled:

@@ -125,7 +125,7 @@ class Settings:
     # diffusion (image_model "diffusion"): `iterations` is the number of denoising steps
     diffusion: str = DEFAULT_DIFFUSION  # registry name (`clipgan models`) or a diffusers UNet2DModel folder
     scheduler: str = "ddim"  # ddim: deterministic, fewer steps; ddpm: the training chain, noisier
-    guidance_scale: float = 0.5  # how far CLIP moves each step's clean estimate (pixel units in [-1, 1])
+    guidance_scale: float = 24.0  # CLIP's total pull on the clean estimate (pixel-RMS units), spread over the steps
     strength: float = 0.6  # with init_image: the share of the denoising run from it (1: from pure noise)
     # allow full unpickling of checkpoints (can run code): only ever from the run's own command line or
     # API call; `from_dict` (PNG settings, state files) never sets it

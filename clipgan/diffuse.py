@@ -98,7 +98,7 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
     from clipgan.runsetup import Result, build_guides
 
     if s.image_model != "diffusion":
-        raise ClipganError(f"image model {s.image_model!r} is not part of this build; use vqgan or diffusion")
+        raise ClipganError(f"generate_diffusion draws with diffusion, not {s.image_model!r}")
     if resume is not None:
         raise ClipganError("diffusion runs cannot be resumed; run them again with the same seed for the same picture")
     if s.upscale is not None:

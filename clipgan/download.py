@@ -79,7 +79,7 @@ def download_model(name: str, root: Path | str | None = None, progress: bool = T
     """
     from clipgan.models import diffusion_registry
 
-    if diffusion_registry.is_diffusion_name(name):  # [i17 hook] a diffusers folder
+    if diffusion_registry.is_diffusion_name(name):  # a diffusers folder
         return download_diffusion(name, root, progress)
     entry = registry.get_entry(name)
     config_path, ckpt_path = registry.entry_paths(entry, root)

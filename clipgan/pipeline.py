@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from clipgan.config import Settings
+from clipgan.errors import ClipganError
 from clipgan.optimize import Step
 from clipgan.runsetup import (Models, Result, build_guides, check_resume, cpu_has_native_bf16,  # noqa: F401
                               default_size, draw_seed, fit_size, initial_model, initial_z, iterate_options,
@@ -38,10 +39,8 @@ def generate(
     if prompts:
         settings["prompts"] = list(prompts)
     s = base.replace(**settings)
-    if s.image_model == "diffusion":  # CLIP-guided diffusion: its own sampler, same Settings and Result
-        from clipgan.diffuse import generate_diffusion
-
-        return generate_diffusion(s, models=models, callback=callback, resume=resume)
+    if s.image_model == "diffusion":  # clipgan.run.generate sends diffusion runs to clipgan.diffuse
+        raise ClipganError("pipeline.generate optimizes image models; use clipgan.generate for image model 'diffusion'")
     if s.mask is not None or s.upscale is not None:
         from clipgan.edit import run_edit
 

@@ -288,3 +288,31 @@ def test_feature_download_and_load(unet_dir, tmp_path, monkeypatch):
     assert model.size == SIDE and model.scheduler("ddim").config.num_train_timesteps == 1000
     record = json.loads((tmp_path / "test-unet" / "downloads.json").read_text())
     assert set(record) == set(dr.FILES)  # trust on first use: every file's sha256 recorded
+
+
+# ---------------------------------------------------------------- the bundled toy model and its training
+
+def test_smoke_training_script_writes_a_loadable_folder(tmp_path, one_thread):
+    from clipgan.models.diffusion import load_diffusion
+    from clipgan.toyworld.train_diffusion import main as train_main
+
+    train_main(["--out", str(tmp_path), "--quick"])
+    folder = tmp_path / "toy-diffusion"
+    card = json.loads((folder / "card.json").read_text())
+    model = load_diffusion(folder)
+    assert card["parameters"] == sum(p.numel() for p in model.unet.parameters())
+    assert model.size == card["train"]["size"] and card["train"]["steps"] == 3
+
+
+def test_smoke_bundled_model_within_budget_and_runs(one_thread):
+    """The bundled folder is what its card says, at most 8 MB, and the default run uses it."""
+    from clipgan.models.diffusion_registry import resolve_diffusion
+
+    folder = resolve_diffusion("toy-diffusion")
+    card = json.loads((folder / "card.json").read_text())
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 8 * 2**20
+    assert {f["file"]: f["bytes"] for f in card["files"]} == \
+        {f.name: f.stat().st_size for f in folder.iterdir() if f.name != "card.json"}
+    r = clipgan.generate("a red circle on a blue background", image_model="diffusion", iterations=2, cutn=2,
+                         seed=0, device="cpu")
+    assert r.image.size == (card["train"]["size"],) * 2 and r.settings.diffusion == "toy-diffusion"

@@ -18,7 +18,10 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLED = sorted(p.name for p in (REPO / "checkpoints").glob("toy-*"))
+# files, and the files of folders (the diffusers-format toy-diffusion/), as paths under checkpoints/
+BUNDLED = sorted(p.relative_to(REPO / "checkpoints").as_posix() for p in (REPO / "checkpoints").glob("toy-*")
+                 if p.is_file()) + sorted(p.relative_to(REPO / "checkpoints").as_posix()
+                                          for p in (REPO / "checkpoints").glob("toy-*/*") if p.is_file())
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,7 @@ def wheel(tmp_path_factory) -> Path:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (src / "checkpoints").mkdir()
     for name in BUNDLED:
+        (src / "checkpoints" / name).parent.mkdir(exist_ok=True)
         shutil.copy2(REPO / "checkpoints" / name, src / "checkpoints" / name)
     (src / "checkpoints" / "vqgan_imagenet_f16_16384.ckpt").write_bytes(b"a real download")  # git-ignored
     dist = tmp_path_factory.mktemp("dist")
@@ -45,8 +49,8 @@ def test_cardinality_wheel_holds_every_module_and_the_bundled_models_only(wheel)
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "clipgan").rglob("*.py")
                if "checkpoints" not in p.parts}
     assert modules <= names, sorted(modules - names)
-    packaged = sorted(n.split("/")[-1] for n in names if n.startswith("clipgan/checkpoints/"))
-    assert packaged == BUNDLED  # every toy file, and no downloaded model
+    packaged = sorted(n.removeprefix("clipgan/checkpoints/") for n in names if n.startswith("clipgan/checkpoints/"))
+    assert packaged == sorted(BUNDLED)  # every toy file, and no downloaded model
     assert {"toy-vqgan.yaml", "toy-vqgan.ckpt", "toy-clip.json", "toy-clip.safetensors"} <= set(BUNDLED)
 
 

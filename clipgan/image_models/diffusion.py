@@ -3,8 +3,10 @@
 The schedulers are diffusers' own (DDIM, DDPM): this module only adds the guidance. At each step
 the UNet's noise estimate gives the scheduler's estimate of the clean image x0; CLIP scores cutouts
 of x0 against the targets (the same Guides and prompt losses as the VQGAN loop), range and TV
-terms join in, and x0 is moved down the gradient before the scheduler takes its step with the
-noise estimate that x0 implies. The UNet is never differentiated: one forward pass per step.
+terms join in, and x0 is moved down the (unit-RMS) gradient while the noise estimate is kept:
+the scheduler steps from the sample x + sqrt(alpha_bar) * shift, whose clean part is the moved x0.
+So each step's shift stays in the picture (recomputing the noise from the moved x0 instead would
+cancel most of it). The UNet is never differentiated: one forward pass per step.
 
 Inpainting: with `known` and `mask` (1 = regenerate), the known region is re-noised to each
 step's level and put back, so the UNet sees it and the new part grows to fit it.
@@ -71,12 +73,13 @@ def clip_losses(guides: Sequence[Guide], image: Tensor) -> dict[str, Tensor]:
 
 
 def guidance(guides: Sequence[Guide], x0: Tensor, scale: float, tv_weight: float, range_weight: float,
-             mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+             mask: Tensor | None = None, wrt: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """The shift of x0 (in [-1, 1] units) that lowers the CLIP, TV and range losses, and the losses.
 
     The gradient is normalized to unit RMS (over the masked pixels when inpainting) so that `scale`
     is a step size in pixel units whatever the number of prompts, cutouts or pixels."""
-    x0 = x0.detach().float().requires_grad_(True)
+    if wrt is None:
+        x0 = x0.detach().float().requires_grad_(True)
     with torch.enable_grad():
         image = x0.clamp(-1, 1).add(1).div(2)
         losses = clip_losses(guides, image)
@@ -89,7 +92,7 @@ def guidance(guides: Sequence[Guide], x0: Tensor, scale: float, tv_weight: float
             raise NumericError(f"the guidance loss became {total.item()}; use --precision fp32")
         if not total.requires_grad:
             return torch.zeros_like(x0), losses
-        (grad,) = torch.autograd.grad(total, x0)
+        (grad,) = torch.autograd.grad(total, x0 if wrt is None else wrt)
     if mask is not None:
         grad = grad * mask
     rms = grad.pow(2).mean().sqrt() if mask is None else (grad.pow(2).sum() / mask.sum().clamp(min=1)).sqrt()
@@ -103,9 +106,9 @@ def sample(
     noise: Tensor,
     *,
     steps: int,
-    guidance_scale: float = 0.5,
+    guidance_scale: float = 24.0,
     tv_weight: float = 0.0,
-    range_weight: float = 1.0,
+    range_weight: float = 0.0,
     strength: float = 1.0,
     init: Tensor | None = None,
     known: Tensor | None = None,
@@ -116,7 +119,10 @@ def sample(
     """Denoise `noise` (1, 3, H, W) in `steps` scheduler steps, guided by CLIP.
 
     `guides` may be a callable step -> guides (a morph blends targets per frame this way).
-    `strength` < 1 with `init` (an image in [-1, 1]) skips the first (1 - strength) of the
+    `guidance_scale` is the whole run's pull (spread over the steps, most of it early);
+    `range_weight` adds a loss on the clean estimate's values outside [-1, 1] (for schedules
+    without clip_sample: with it, the scheduler clamps the estimate itself), `tv_weight` a
+    total-variation loss. `strength` < 1 with `init` (an image in [-1, 1]) skips the first (1 - strength) of the
     timesteps: the run starts from `init` noised to that level (a sketch or photo to refine).
     `known` and `mask` (1 = regenerate, broadcast to the sample) inpaint: outside the mask the
     sample is `known` at every step's noise level. `generator` draws the scheduler's and the
@@ -138,22 +144,29 @@ def sample(
     autocast = torch.autocast(noise.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
     for i, t in enumerate(timesteps):
         active = guides(i) if callable(guides) else guides
+        a = alphas[t]
         with torch.no_grad(), autocast:
             out = unet(x, t).sample.float()
-        a = alphas[t]
         x0, _ = to_x0_eps(out, x, a, prediction)
-        shift, losses = guidance(active, x0, guidance_scale * (1 - a).sqrt().item(), tv_weight, range_weight,
+        # each step's shift stays in the sample, so the run's pull adds up: 1/steps of the scale
+        # per step keeps it the same whatever the number of steps; sqrt(1 - a) puts it early,
+        # where the layout and colours are decided, and fades it as the picture settles
+        share = (1 - a).sqrt().item() / len(timesteps)
+        shift, losses = guidance(active, x0, guidance_scale * share, tv_weight, range_weight,
                                  None if mask is None else mask.expand_as(x0))
-        x0 = x0 + shift
+        # move the clean estimate by the shift and keep the noise estimate: the scheduler sees the
+        # sample x + sqrt(a) shift, whose clean part is x0 + shift and whose noise part is unchanged
+        x = x + a.sqrt() * shift
+        out = from_x0(x0 + shift, x, a, prediction)
         with torch.no_grad():
-            x = scheduler.step(from_x0(x0, x, a, prediction), t, x, generator=generator).prev_sample
+            x = scheduler.step(out, t, x, generator=generator).prev_sample
             last = i == len(timesteps) - 1
             if known is not None:
                 x = mask * x + (1 - mask) * known if last else \
                     _keep(scheduler, x, known, mask, timesteps[i + 1], generator)
         if not torch.isfinite(x).all():
             raise NumericError(f"the sample became NaN at step {i}; use --precision fp32")
-        image = (x if last else x0).detach().clamp(-1, 1).add(1).div(2)
+        image = (x if last else x0 + shift).detach().clamp(-1, 1).add(1).div(2)
         total = sum(v.item() for v in losses.values())
         yield DiffusionStep(i, int(t), total, {k: v.item() for k, v in losses.items()}, image, x.detach())
 

@@ -54,7 +54,7 @@ class DiffusionTrainConfig:
         return dict(sample_size=self.size, in_channels=3, out_channels=3,
                     block_out_channels=tuple(self.channels), layers_per_block=self.layers_per_block,
                     down_block_types=tuple(down), up_block_types=tuple(up),
-                    norm_num_groups=8, attention_head_dim=32, add_attention=self.attention)
+                    norm_num_groups=8, attention_head_dim=min(32, self.channels[-1]), add_attention=self.attention)
 
 
 def batch(n: int, size: int, g: torch.Generator) -> torch.Tensor:

@@ -1,0 +1,28 @@
+"""`clipgan.generate`: one entry for every image model. The optimized ones (vqgan, pixels, fft,
+strokes) run in clipgan.pipeline, diffusion in clipgan.diffuse; both take the same Settings and return the same Result.
+(This dispatch lives here, above both, so that neither imports the other.)"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from clipgan.config import Settings
+
+
+def generate(prompts=(), *, models=None, callback: Callable | None = None, resume: dict | None = None, **settings):
+    """Text (and image) prompts -> picture; keyword arguments are `Settings` fields (see
+    `pipeline.generate`). With image_model "diffusion", `models` comes from
+    `clipgan.diffuse.load_diffusion_models` and the callback sees `DiffusionStep`s."""
+    base = settings.get("settings") or Settings()
+    if settings.get("image_model", base.image_model) != "diffusion":
+        from clipgan.pipeline import generate as generate_vqgan
+
+        return generate_vqgan(prompts, models=models, callback=callback, resume=resume, **settings)
+    from clipgan.diffuse import generate_diffusion
+
+    settings.pop("settings", None)
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if prompts:
+        settings["prompts"] = list(prompts)
+    return generate_diffusion(base.replace(**settings), models=models, callback=callback, resume=resume)
