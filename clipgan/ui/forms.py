@@ -14,7 +14,8 @@ from clipgan.errors import ClipganError
 from clipgan.prompts import parse_prompt
 
 # Settings the Generate tab does not show: editing has its own tab, and `size` is two fields.
-NOT_IN_FORM = ("mask", "feather", "size", "prompts", "image_prompts")
+NOT_IN_FORM = ("mask", "feather", "size", "prompts", "image_prompts",
+               "diffusion", "scheduler", "guidance_scale", "strength")  # [i17] diffusion: not in the web app yet
 FORM_FIELDS = tuple(f.name for f in fields(Settings) if f.name not in NOT_IN_FORM)
 # the extra fields of the form, beside the Settings fields
 EXTRA = ("positive", "negative", "image_prompt_files", "width", "height")
