@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from clipgan.config import IMAGE_MODELS, Settings  # noqa: F401  (IMAGE_MODELS: the form's choices)
+from clipgan.config import IMAGE_MODELS, Settings
 from clipgan.errors import ClipganError
 from clipgan.prompts import parse_prompt
 
 # Settings the Generate tab does not show: editing has its own tab, and `size` is two fields.
 NOT_IN_FORM = ("mask", "feather", "size", "prompts", "image_prompts",
-               "diffusion", "scheduler", "guidance_scale", "strength")  # [i17] diffusion: not in the web app yet
+               "diffusion", "scheduler", "guidance_scale", "strength")  # diffusion: not in the web app yet
+# the Image model dropdown: the optimized models (the Generate tab runs pipeline.generate)
+FORM_IMAGE_MODELS = tuple(m for m in IMAGE_MODELS if m != "diffusion")
 FORM_FIELDS = tuple(f.name for f in fields(Settings) if f.name not in NOT_IN_FORM)
 # the extra fields of the form, beside the Settings fields
 EXTRA = ("positive", "negative", "image_prompt_files", "width", "height")

@@ -30,7 +30,7 @@ def form(d: dict) -> dict[str, gr.components.Component]:
         c["iterations"] = gr.Number(d["iterations"], label="Steps", precision=0, minimum=1, elem_id="steps")
         c["seed"] = gr.Textbox(d["seed"], label="Seed (empty: random)", elem_id="seed")  # a Number shows 0 for none
     with gr.Row():
-        c["image_model"] = gr.Dropdown(list(forms.IMAGE_MODELS), value=d["image_model"], label="Image model")
+        c["image_model"] = gr.Dropdown(list(forms.FORM_IMAGE_MODELS), value=d["image_model"], label="Image model")
         c["vqgan"] = gr.Dropdown(vqgans, value=d["vqgan"], label="VQGAN", allow_custom_value=True)
         c["clip"] = gr.Dropdown(clips, value=d["clip"], label="CLIP (several: an ensemble; or type ARCH:WEIGHTS)",
                                 multiselect=True, allow_custom_value=True)
