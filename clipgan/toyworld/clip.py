@@ -278,7 +278,7 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0) -> tup
     bar = tqdm(range(cfg.steps), desc="toy-clip", disable=not progress,
                position=position, mininterval=2)
     for step in bar:
-        n_blob = int(round(cfg.batch * cfg.blob_share))
+        n_blob = round(cfg.batch * cfg.blob_share)
         specs = rw.sample_specs(cfg.batch - n_blob, g, rw.TRAIN_RANGES)
         x = rw.render_batch(specs, cfg.arch.image_size)
         lab = spec_labels(specs)
