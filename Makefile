@@ -39,8 +39,12 @@ check-floors:
 demo: install
 	.venv/bin/clipgan generate "a red circle on a blue background"
 
+# the CLIP from scratch, then two adversarial fine-tuning stages (docs/benchmarks.md, "Levers for
+# shapes"); then the toy diffusion UNet
 toy-models: install
 	$(PY) -m clipgan.toyworld.train --out checkpoints
+	$(PY) -m clipgan.toyworld.train --out checkpoints --only clip --clip-init checkpoints/toy-clip.safetensors --clip-steps 300 --clip-lr 3e-4 --adv-eps 1.0
+	$(PY) -m clipgan.toyworld.train --out checkpoints --only clip --clip-init checkpoints/toy-clip.safetensors --clip-steps 300 --clip-lr 3e-4 --adv-eps 2.0 --blob-share 0.25
 	$(PY) -m clipgan.toyworld.train_diffusion --out checkpoints
 
 # the README's pictures and GIF (docs/gallery/), made with the bundled models

@@ -6,11 +6,11 @@ import clipgan
 from clipgan.io import to_tensor
 from clipgan.pipeline import load_models
 from clipgan.score import score
+from clipgan.toyworld.bench import BG_MIN, FG_MIN
 from clipgan.toyworld.render import COLORS, nearest_color_fractions
 
 # (foreground, shape, background); the mismatched prompt swaps in other colours
 CASES = [("red", "circle", "blue"), ("yellow", "square", "purple"), ("green", "star", "orange")]
-MIN_SHARE = 0.15  # of the pixels whose nearest toy-world colour is the named one
 
 
 def prompt(fg, shape, bg):
@@ -28,7 +28,8 @@ def pictures():
 def test_picture_has_the_named_colours(pictures, case):
     fg, _, bg = case
     fractions = {k: float(v) for k, v in nearest_color_fractions(to_tensor(pictures[1][case])[0]).items()}
-    assert fractions[fg] >= MIN_SHARE and fractions[bg] >= MIN_SHARE, fractions
+    # the bench's colour hit: a shape on a background leaves the foreground a minority
+    assert fractions[fg] >= FG_MIN and fractions[bg] >= BG_MIN, fractions
     top_two = sorted(fractions, key=fractions.get, reverse=True)[:2]
     assert set(top_two) == {fg, bg}, fractions  # the named colours beat every colour not asked for
 

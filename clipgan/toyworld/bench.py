@@ -25,13 +25,23 @@ FG_MIN = 0.1  # share of pixels whose nearest toy-world colour is the foreground
 BG_MIN = 0.2  # and the background's
 
 
-def prompts(n: int = 24) -> list[tuple[str, str, str]]:
-    """n fixed (fg, shape, bg) triples covering every colour and shape, fg != bg."""
+# Prompt sets: "main" is the one the recipe was tuned on; "heldout" (other colour pairs, other
+# shapes for them, other seeds) was never looked at while tuning, to show the figures generalize.
+SETS = ("main", "heldout")
+HELDOUT_SEED = 1000  # added to --seed for the held-out set
+
+
+def prompts(n: int = 24, which: str = "main") -> list[tuple[str, str, str]]:
+    """n fixed (fg, shape, bg) triples covering every colour and shape, fg != bg.
+
+    "heldout" takes the colour pairs "main" skips, each with the shape two further on.
+    """
     colors, shapes = rw.COLOR_NAMES, rw.SHAPES
-    triples = [(fg, shapes[i % len(shapes)], bg) for i, (fg, bg) in
+    shift, start = (0, 0) if which == "main" else (2, 1)
+    triples = [(fg, shapes[(i + shift) % len(shapes)], bg) for i, (fg, bg) in
                enumerate(p for p in itertools.product(colors, colors) if p[0] != p[1])]
     step = max(1, len(triples) // n)
-    return triples[::step][:n]
+    return triples[start::step][:n]
 
 
 def score(image: torch.Tensor, fg: str, shape: str, bg: str, classifier) -> dict:
@@ -47,7 +57,7 @@ def score(image: torch.Tensor, fg: str, shape: str, bg: str, classifier) -> dict
     }
 
 
-def run(n: int = 24, seed: int = 0, picture: str | None = None, **settings) -> dict:
+def run(n: int = 24, seed: int = 0, which: str = "main", picture: str | None = None, **settings) -> dict:
     import clipgan
     from clipgan.config import Settings
     from clipgan.io import to_tensor
@@ -61,7 +71,9 @@ def run(n: int = 24, seed: int = 0, picture: str | None = None, **settings) -> d
         from clipgan.diffuse import load_diffusion_models as load_models
     models = load_models(base)
     rows, seconds = [], []
-    for k, (fg, shape, bg) in enumerate(prompts(n)):
+    if which != "main":
+        seed += HELDOUT_SEED
+    for k, (fg, shape, bg) in enumerate(prompts(n, which)):
         text = rw.caption(rw.Spec(shape, fg, bg))
         t0 = time.perf_counter()
         result = clipgan.generate(text, models=models, settings=base, seed=seed + k)
@@ -71,6 +83,7 @@ def run(n: int = 24, seed: int = 0, picture: str | None = None, **settings) -> d
             result.image.save(picture)
     mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
     return {
+        "set": which,
         "prompts": len(rows),
         "fg_color_hit_rate": mean("fg_hit"),
         "bg_color_hit_rate": mean("bg_hit"),
@@ -86,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=24, help="number of prompts (at least 20 for the README figures)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", choices=SETS, default="main", dest="which",
+                        help="prompt set: main (tuned on) or heldout (never tuned on)")
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--precision")
     parser.add_argument("--cutn", type=int)
@@ -103,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
                  and v is not None}
     if "size" in overrides:
         overrides["size"] = tuple(overrides["size"])
-    report = run(args.n, args.seed, picture=args.picture, **overrides)
+    report = run(args.n, args.seed, args.which, picture=args.picture, **overrides)
     for r in report["rows"]:
         marks = "".join("x" if r[k] else "." for k in ("fg_hit", "bg_hit", "shape_hit"))
         print(f"{marks}  fg {r['fg_fraction']:.2f}  bg {r['bg_fraction']:.2f}  {r['prompt']}")

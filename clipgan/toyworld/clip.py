@@ -87,6 +87,14 @@ class ClipTrainConfig:
     bf16: bool = True  # CPU autocast: a real speed-up on AVX-512 BF16 machines, far slower elsewhere
     eval_every: int = 0  # >0: log a small zero-shot check every this many steps
     shape_init: bool = True  # sin-cos positions and edge filters at the start (see below)
+    init_from: str | None = None  # start from these weights (a .safetensors of the same arch): fine-tuning
+    # Hard negatives: this share of each batch is shapeless blobs / speckle in two colours, which
+    # only the shape-free captions describe, so "right colours, no shape" scores low for every shape.
+    blob_share: float = 0.0
+    # Adversarial training of the image tower (PGD in pixel space, L2 ball of radius adv_eps per
+    # image in [0, 1] units): robust towers have input gradients that draw the object.
+    adv_eps: float = 0.0
+    adv_steps: int = 3
 
 
 def build(arch: ClipArch) -> torch.nn.Module:
@@ -144,6 +152,8 @@ class CaptionBank:
         self.tokens = tok(texts)
         self.length = int((self.tokens != 0).sum(1).max())  # tokens past EOT never matter
         self.canonical = (self.labels[:, 3] == 0).nonzero().squeeze(1)
+        # captions that name no shape and both colours: the only true ones for a blob
+        self.shapeless = ((self.labels[:, 2] < 0) & (self.labels[:, :2] >= 0).all(1)).nonzero().squeeze(1)
 
     @staticmethod
     def _combos(fields):
@@ -180,6 +190,59 @@ def encode_text_short(model, tokens: torch.Tensor) -> torch.Tensor:
     return x @ model.text_projection
 
 
+def blobs(n: int, size: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n shapeless two-colour images (N, 3, size, size) and their (fg, bg) colour labels.
+
+    Half are smooth blobs (low-resolution noise, upsampled and thresholded), half speckle
+    (finer noise): the colour-right, shape-wrong pictures a guided run drifts to.
+    """
+    nc = len(rw.COLOR_NAMES)
+    fg = torch.randint(nc, (n,), generator=g)
+    bg = (fg + torch.randint(1, nc, (n,), generator=g)) % nc
+    masks = []
+    for k in range(n):
+        res = int(torch.randint(3, 6, (1,), generator=g)) if k % 2 == 0 else int(torch.randint(8, 17, (1,), generator=g))
+        noise = torch.rand(1, 1, res, res, generator=g)
+        up = F.interpolate(noise, size=(size, size), mode="bicubic" if k % 2 == 0 else "nearest", align_corners=None if k % 2 else False)
+        share = 0.15 + 0.35 * float(torch.rand(1, generator=g))
+        thr = torch.quantile(up.flatten(), 1 - share)
+        masks.append(((up - thr) * 40).clamp(0, 1)[0])
+    a = torch.stack(masks)  # (N, 1, H, W)
+    cols = torch.stack([rw.color_tensor(c) for c in rw.COLOR_NAMES])
+    img = cols[bg].view(n, 3, 1, 1) + (cols[fg] - cols[bg]).view(n, 3, 1, 1) * a
+    return img, torch.stack([fg, bg], 1)
+
+
+def contrastive(img: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale) -> torch.Tensor:
+    """Multi-positive symmetric InfoNCE on normalized features; pos (B, T) marks true captions."""
+    logits = scale * img @ txt.T
+    i2t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    has = pos.sum(0) > 0  # texts with at least one matching image in the batch
+    pt = pos[:, has]
+    t2i = -(pt / pt.sum(0, keepdim=True) * logits[:, has].log_softmax(0)).sum(0).mean()
+    return 0.5 * (i2t + t2i)
+
+
+def pgd(model, x: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale, cfg: ClipTrainConfig,
+        g: torch.Generator) -> torch.Tensor:
+    """x (in [0, 1]) moved within an L2 ball of radius adv_eps per image to raise the loss."""
+    eps, n = cfg.adv_eps, x.shape[0]
+    step = 2.5 * eps / cfg.adv_steps
+    d = torch.randn(x.shape, generator=g)
+    d = d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * eps * torch.rand(n, 1, 1, 1, generator=g)
+    txt, scale = txt.detach(), float(scale.detach())
+    for _ in range(cfg.adv_steps):
+        d.requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            img = F.normalize(model.encode_image(normalize((x + d).clamp(0, 1))).float(), dim=-1)
+        (grad,) = torch.autograd.grad(contrastive(img, txt, pos, scale), d)
+        with torch.no_grad():
+            d = d + step * grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
+            norm = d.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+            d = d * (eps / norm).clamp(max=1)
+    return (x + d.detach()).clamp(0, 1)
+
+
 def _param_groups(model, wd):
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -200,7 +263,10 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0) -> tup
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     model = build(cfg.arch)
-    if cfg.shape_init and cfg.arch.vision == "vit":
+    if cfg.init_from:
+        from safetensors.torch import load_file
+        model.load_state_dict({k: v.float() for k, v in load_file(cfg.init_from).items()})
+    elif cfg.shape_init and cfg.arch.vision == "vit":
         init_sincos(model.visual)
         init_patch_filters(model.visual)
     bank = CaptionBank()
@@ -212,24 +278,30 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0) -> tup
     bar = tqdm(range(cfg.steps), desc="toy-clip", disable=not progress,
                position=position, mininterval=2)
     for step in bar:
-        specs = rw.sample_specs(cfg.batch, g, rw.TRAIN_RANGES)
-        images = normalize(augment(rw.render_batch(specs, cfg.arch.image_size), cfg, g))
+        n_blob = round(cfg.batch * cfg.blob_share)
+        specs = rw.sample_specs(cfg.batch - n_blob, g, rw.TRAIN_RANGES)
+        x = rw.render_batch(specs, cfg.arch.image_size)
         lab = spec_labels(specs)
+        if n_blob:
+            bx, bl = blobs(n_blob, cfg.arch.image_size, g)
+            x = torch.cat([x, bx])
+            # shape label -2: no caption naming a shape is true of a blob
+            lab = torch.cat([lab, torch.cat([bl, torch.full((n_blob, 1), -2)], 1)])
+        x = augment(x, cfg, g)
         # texts: all canonical captions + one random other phrasing per image
         extra = torch.randint(n_var, (cfg.batch,), generator=g)
-        idx = torch.cat([bank.canonical, extra]).unique()
+        idx = torch.cat([bank.canonical, extra] + ([bank.shapeless] if n_blob else [])).unique()
         pos = bank.consistent(idx, lab).float()  # (B, T)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
+        scale = model.logit_scale.exp().clamp(max=100)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            img = F.normalize(model.encode_image(images).float(), dim=-1)
             txt = F.normalize(encode_text_short(model, tokens[idx]).float(), dim=-1)
-        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        i2t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
-        has = pos.sum(0) > 0  # texts with at least one matching image in the batch
-        pt = pos[:, has]
-        t2i = -(pt / pt.sum(0, keepdim=True) * logits[:, has].log_softmax(0)).sum(0).mean()
-        loss = 0.5 * (i2t + t2i)
+        if cfg.adv_eps > 0:
+            x = pgd(model, x, txt, pos, scale, cfg, g)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            img = F.normalize(model.encode_image(normalize(x)).float(), dim=-1)
+        loss = contrastive(img, txt, pos, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

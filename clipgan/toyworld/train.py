@@ -40,10 +40,11 @@ def _params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int, bf16: bool) -> dict:
+def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int, bf16: bool,
+             clip_options: dict | None = None) -> dict:
     import torch
     torch.set_num_threads(threads)
-    cfg = clip_mod.ClipTrainConfig(steps=steps, seed=seed, eval_n=eval_n, bf16=bf16)
+    cfg = clip_mod.ClipTrainConfig(steps=steps, seed=seed, eval_n=eval_n, bf16=bf16, **(clip_options or {}))
     cfg.warmup = min(cfg.warmup, max(1, steps // 10))
     model, log = clip_mod.train(cfg, progress=True, position=position)
     cfg_path, w_path = clip_mod.save(model, cfg.arch, Path(out))
@@ -61,7 +62,8 @@ def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, positio
         "zero_shot": {**{k: round(v, 4) for k, v in acc.items()}, "n": eval_n,
                       "seed": cfg.eval_seed, "template": rw.CANONICAL},
         "train": {"steps": steps, "batch": cfg.batch, "lr": cfg.lr, "seed": seed,
-                  "seconds": log["train_seconds"], "final_loss": log["log"][-1]["loss"]},
+                  "seconds": log["train_seconds"], "final_loss": log["log"][-1]["loss"],
+                  **{k: v for k, v in (clip_options or {}).items() if v}},
     }
 
 
@@ -115,6 +117,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bf16 autocast in training; auto: only on CPUs with native bf16 (emulated bf16 is 8-24x slower)")
+    d = clip_mod.ClipTrainConfig
+    p.add_argument("--clip-lr", type=float, default=d.lr)
+    p.add_argument("--clip-init", help="fine-tune the CLIP from this .safetensors (same architecture)")
+    p.add_argument("--blob-share", type=float, default=d.blob_share,
+                   help="share of each CLIP batch that is shapeless two-colour blobs (hard negatives)")
+    p.add_argument("--adv-eps", type=float, default=d.adv_eps,
+                   help="PGD adversarial training of the CLIP image tower: L2 radius per image (0: off)")
+    p.add_argument("--adv-steps", type=int, default=d.adv_steps)
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
     return p.parse_args(argv)
@@ -138,16 +148,25 @@ def main(argv=None) -> dict:
         from clipgan.pipeline import cpu_has_native_bf16
 
         bf16 = cpu_has_native_bf16()
+    clip_options = {"lr": a.clip_lr, "init_from": a.clip_init, "blob_share": a.blob_share,
+                    "adv_eps": a.adv_eps, "adv_steps": a.adv_steps}
+    if a.clip_init:  # a copy: the run may overwrite the very file it starts from
+        import shutil
+        import tempfile
+        keep = Path(tempfile.mkdtemp()) / "init.safetensors"
+        shutil.copy(a.clip_init, keep)
+        clip_options["init_from"] = str(keep)
+    extra = {"clip": (clip_options,)}
     t0 = time.time()
     results = {}
     cores = os.cpu_count() or 1
     if a.sequential or len(names) == 1 or cores < 2:
         for i, n in enumerate(names):
-            results[n] = runners[n](str(out), steps[n], a.seed, evals[n], cores, 0, bf16)
+            results[n] = runners[n](str(out), steps[n], a.seed, evals[n], cores, 0, bf16, *extra.get(n, ()))
     else:
         # spawn: a clean interpreter per worker, one thread each
         with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
-            futures = {n: pool.submit(runners[n], str(out), steps[n], a.seed, evals[n], 1, i, bf16)
+            futures = {n: pool.submit(runners[n], str(out), steps[n], a.seed, evals[n], 1, i, bf16, *extra.get(n, ()))
                        for i, n in enumerate(names)}
             results = {n: f.result() for n, f in futures.items()}
     card_path = out / "toy-models.json"
@@ -161,6 +180,8 @@ def main(argv=None) -> dict:
         "machine": f"{platform.machine()}, {cores} CPU cores",
         "bf16_autocast": bf16,
     })
+    if "clip" in results and a.clip_init:
+        results["clip"]["train"]["init_from"] = a.clip_init
     for n, r in results.items():
         card[{"clip": "clip", "vqgan": "vqgan", "classifier": "shape_classifier"}[n]] = r
     card["wall_seconds" if a.only == "all" else f"wall_seconds_{a.only}"] = round(time.time() - t0, 1)
