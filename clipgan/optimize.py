@@ -14,7 +14,6 @@ from torch import Tensor
 from clipgan import accel as _accel
 from clipgan.config import Settings
 from clipgan.errors import NumericError
-from clipgan.image_models.vqgan import synth  # noqa: F401  (re-exported: decode a latent)
 from clipgan.losses.terms import Guide, GuideSchedule, LossTerm, Target  # noqa: F401  (re-exported)
 
 OPTIMIZERS = {

@@ -18,7 +18,7 @@ from clipgan.cli import app
 from clipgan.config import Settings
 from clipgan.errors import ClipganError
 from clipgan.models import registry
-from clipgan.optimize import synth
+from clipgan.image_models.vqgan import synth
 from clipgan.pipeline import build_guides, initial_z, load_models
 from clipgan.video import VideoWriter, read_video_info
 

@@ -13,7 +13,7 @@ from clipgan.cli import user_errors
 from clipgan.config import Settings
 from clipgan.errors import ClipganError
 from clipgan.models import lowmem
-from clipgan.optimize import synth
+from clipgan.image_models.vqgan import synth
 from clipgan.pipeline import build_guides, generate, initial_z, load_models
 
 

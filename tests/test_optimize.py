@@ -8,7 +8,8 @@ import clipgan
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.models.clip import load_clip
 from clipgan.models.vqgan import load_vqgan
-from clipgan.optimize import Guide, Target, synth
+from clipgan.image_models.vqgan import synth
+from clipgan.optimize import Guide, Target
 
 
 @pytest.fixture(scope="module")
