@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
 
 from clipgan.errors import NumericError
-from clipgan.losses import prompt_loss, tv_loss
-from clipgan.losses.terms import Guide
-
-GuideSchedule = Sequence[Guide] | Callable[[int], Sequence[Guide]]
+from clipgan.losses import tv_loss
+from clipgan.losses.terms import Guide, GuideSchedule, guide_losses
 
 
 @dataclass
@@ -61,17 +59,6 @@ def from_x0(x0: Tensor, x: Tensor, alpha_bar: Tensor, prediction: str) -> Tensor
     return x0
 
 
-def clip_losses(guides: Sequence[Guide], image: Tensor) -> dict[str, Tensor]:
-    """Prompt losses by target label, averaged over perceptors (as the VQGAN loop scores)."""
-    out: dict[str, Tensor] = {}
-    for g in guides:
-        embeds = g.perceptor.encode_image(g.cutouts(image))
-        for t in g.targets:
-            loss = prompt_loss(embeds, t.embeds, t.weight, t.stop) / len(guides)
-            out[t.label] = out[t.label] + loss if t.label in out else loss
-    return out
-
-
 def guidance(guides: Sequence[Guide], x0: Tensor, scale: float, tv_weight: float, range_weight: float,
              mask: Tensor | None = None, wrt: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """The shift of x0 (in [-1, 1] units) that lowers the CLIP, TV and range losses, and the losses.
@@ -82,7 +69,7 @@ def guidance(guides: Sequence[Guide], x0: Tensor, scale: float, tv_weight: float
         x0 = x0.detach().float().requires_grad_(True)
     with torch.enable_grad():
         image = x0.clamp(-1, 1).add(1).div(2)
-        losses = clip_losses(guides, image)
+        losses = guide_losses(guides, image)
         if range_weight:
             losses["range"] = range_weight * (x0 - x0.clamp(-1, 1)).pow(2).mean()
         if tv_weight:

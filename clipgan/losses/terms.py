@@ -65,14 +65,19 @@ class PromptLosses(LossTerm):
         return [g.perceptor for g in self.active(step)]
 
     def __call__(self, image: Tensor, model, step: int) -> dict[str, Tensor]:
-        guides = self.active(step)
-        out: dict[str, Tensor] = {}
-        for g in guides:
-            embeds = g.perceptor.encode_image(g.cutouts(image))
-            for t in g.targets:
-                loss = prompt_loss(embeds, t.embeds, t.weight, t.stop) / len(guides)
-                out[t.label] = out[t.label] + loss if t.label in out else loss
-        return out
+        return guide_losses(self.active(step), image)
+
+
+def guide_losses(guides: Sequence[Guide], image: Tensor) -> dict[str, Tensor]:
+    """Prompt losses of `image` by target label, averaged over perceptors (the VQGAN loop's and the
+    diffusion sampler's scoring alike)."""
+    out: dict[str, Tensor] = {}
+    for g in guides:
+        embeds = g.perceptor.encode_image(g.cutouts(image))
+        for t in g.targets:
+            loss = prompt_loss(embeds, t.embeds, t.weight, t.stop) / len(guides)
+            out[t.label] = out[t.label] + loss if t.label in out else loss
+    return out
 
 
 class InitPull(LossTerm):
