@@ -95,6 +95,7 @@ class ClipTrainConfig:
     # image in [0, 1] units): robust towers have input gradients that draw the object.
     adv_eps: float = 0.0
     adv_steps: int = 3
+    adv_warmup: int = 0  # steps over which the radius grows from 0: robust training from scratch
 
 
 def build(arch: ClipArch) -> torch.nn.Module:
@@ -224,9 +225,10 @@ def contrastive(img: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale) 
 
 
 def pgd(model, x: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale, cfg: ClipTrainConfig,
-        g: torch.Generator) -> torch.Tensor:
-    """x (in [0, 1]) moved within an L2 ball of radius adv_eps per image to raise the loss."""
-    eps, n = cfg.adv_eps, x.shape[0]
+        g: torch.Generator, eps: float | None = None) -> torch.Tensor:
+    """x (in [0, 1]) moved within an L2 ball of radius eps (default adv_eps) per image to raise the loss."""
+    eps = cfg.adv_eps if eps is None else eps
+    n = x.shape[0]
     step = 2.5 * eps / cfg.adv_steps
     d = torch.randn(x.shape, generator=g)
     d = d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * eps * torch.rand(n, 1, 1, 1, generator=g)
@@ -297,8 +299,9 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0) -> tup
         scale = model.logit_scale.exp().clamp(max=100)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             txt = F.normalize(encode_text_short(model, tokens[idx]).float(), dim=-1)
-        if cfg.adv_eps > 0:
-            x = pgd(model, x, txt, pos, scale, cfg, g)
+        eps = cfg.adv_eps * min(1.0, (step + 1) / cfg.adv_warmup) if cfg.adv_warmup else cfg.adv_eps
+        if eps > 0:
+            x = pgd(model, x, txt, pos, scale, cfg, g, eps)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             img = F.normalize(model.encode_image(normalize(x)).float(), dim=-1)
         loss = contrastive(img, txt, pos, scale)

@@ -63,7 +63,7 @@ def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, positio
                       "seed": cfg.eval_seed, "template": rw.CANONICAL},
         "train": {"steps": steps, "batch": cfg.batch, "lr": cfg.lr, "seed": seed,
                   "seconds": log["train_seconds"], "final_loss": log["log"][-1]["loss"],
-                  **{k: v for k, v in (clip_options or {}).items() if v}},
+                  **{k: v for k, v in (clip_options or {}).items() if v and k != "arch"}},
     }
 
 
@@ -125,6 +125,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--adv-eps", type=float, default=d.adv_eps,
                    help="PGD adversarial training of the CLIP image tower: L2 radius per image (0: off)")
     p.add_argument("--adv-steps", type=int, default=d.adv_steps)
+    p.add_argument("--adv-warmup", type=int, default=d.adv_warmup,
+                   help="steps over which the PGD radius grows from 0 to --adv-eps")
+    p.add_argument("--clip-width", type=int, default=clip_mod.ClipArch.resnet_width,
+                   help="width of the CLIP's ResNet image tower")
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
     return p.parse_args(argv)
@@ -149,7 +153,8 @@ def main(argv=None) -> dict:
 
         bf16 = cpu_has_native_bf16()
     clip_options = {"lr": a.clip_lr, "init_from": a.clip_init, "blob_share": a.blob_share,
-                    "adv_eps": a.adv_eps, "adv_steps": a.adv_steps}
+                    "adv_eps": a.adv_eps, "adv_steps": a.adv_steps, "adv_warmup": a.adv_warmup,
+                    "arch": clip_mod.ClipArch(resnet_width=a.clip_width)}
     if a.clip_init:  # a copy: the run may overwrite the very file it starts from
         import shutil
         import tempfile
