@@ -128,6 +128,7 @@ def generate(
     diffusion: O.Diffusion = D.diffusion,
     scheduler: O.Scheduler = O.SchedulerChoice(D.scheduler),
     guidance_scale: O.GuidanceScale = D.guidance_scale,
+    candidates: O.Candidates = D.candidates,
     strength: O.Strength = D.strength,
     from_png: Annotated[Optional[Path], typer.Option(help="Rerun the settings stored in a clipgan image; other flags override.", rich_help_panel=RUN)] = None,
     zoom_video: O.ZoomVideo = False,
@@ -160,7 +161,7 @@ def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
                   vqgan_config=a["vqgan_config"], vqgan_checkpoint=a["vqgan_checkpoint"],
                   clip=[O.clip_name(c) for c in a["clip"] or D.clip], trust_checkpoint=a["trust_checkpoint"],
                   diffusion=a["diffusion"], scheduler=a["scheduler"],
-                  guidance_scale=a["guidance_scale"], strength=a["strength"])
+                  guidance_scale=a["guidance_scale"], candidates=a["candidates"], strength=a["strength"])
     params = {"prompts": ["prompts", "prompt"], "image_prompts": ["image_prompt"]}
     typed = set(given(ctx, [n for k in values for n in params.get(k, [k])]))
     if a["from_png"]:

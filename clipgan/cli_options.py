@@ -65,6 +65,7 @@ SchedulerChoice = Enum("SchedulerChoice", {m: m for m in SCHEDULERS}, type=str)
 Diffusion = Annotated[str, typer.Option("--diffusion", help="Diffusion model: a name from `clipgan models` or a diffusers UNet2DModel folder (safetensors).", rich_help_panel=DIFFUSION)]
 Scheduler = Annotated[SchedulerChoice, typer.Option("--scheduler", help="ddim: deterministic, good in few steps; ddpm: the training chain.", rich_help_panel=DIFFUSION)]
 GuidanceScale = Annotated[float, typer.Option("--guidance-scale", help="How far CLIP moves each step's clean estimate (0: the model alone).", rich_help_panel=DIFFUSION)]
+Candidates = Annotated[int, typer.Option("--candidates", help="Starting noises tried; each runs the first steps and the one CLIP scores best goes on (each extra one costs about a third of a run).", rich_help_panel=DIFFUSION)]
 Strength = Annotated[float, typer.Option("--strength", help="With --init-image: the share of the denoising run that starts from it (1: from pure noise).", rich_help_panel=DIFFUSION)]
 ZoomVideo = Annotated[bool, typer.Option("-zvid", help="The peer's zoom video: here the command `clipgan zoom` (this flag says how).", show_default=False, rich_help_panel=OUTPUT)]
 

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from clipgan.config import Settings
 from clipgan.errors import ClipganError
-from clipgan.image_models.diffusion import DiffusionStep, sample
+from clipgan.image_models.diffusion import DiffusionStep, best_of, sample
 from clipgan.io import load_rgb, to_pil, to_tensor
 
 
@@ -76,9 +76,16 @@ def _prepared(s: Settings, models: DiffusionModels | None):
     return s, models, seed
 
 
-def _noise(seed: int, size: int, device) -> Tensor:
-    """The starting noise of a seed: drawn on the CPU, the same on every device."""
-    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed)).to(device)
+# With several candidates, the share of the denoising steps each runs before the best goes on:
+# by then the layout is set (measured: docs/benchmarks.md, diffusion candidates).
+CANDIDATE_SHARE = 0.3
+
+
+def _noise(seed: int, size: int, device, count: int = 1) -> list[Tensor]:
+    """The starting noises of a seed, drawn one after another on the CPU (the same on every device);
+    the first is the seed's noise whatever the count."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(1, 3, size, size, generator=g).to(device) for _ in range(count)]
 
 
 def steps_of(s: Settings, models: DiffusionModels, guides, noise: Tensor, seed: int, *,
@@ -128,7 +135,10 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
     elif picture is not None:
         init = to_tensor(picture, (side, side), device) * 2 - 1
     losses, last = [], None
-    for last in steps_of(s, models, guides, _noise(seed, side, device), seed, init=init, known=known, mask=mask):
+    runs = [steps_of(s, models, guides, noise, seed, init=init, known=known, mask=mask)
+            for noise in _noise(seed, side, device, s.candidates)]
+    prefix = max(1, math.ceil(CANDIDATE_SHARE * s.iterations))
+    for last in best_of(runs, prefix):
         if soft is not None:  # frames and the result show the picture as it will be saved
             from clipgan.edit import composite
 
@@ -164,7 +174,7 @@ def morph_frames(prompts: list[str], frames_per_transition: int, *, loop: bool =
     side, device = s.size[0], models.device
     keys = prompts + prompts[:1] if loop else prompts
     guides = [build_guides(s.replace(prompts=[p]), models) for p in keys]
-    noises = [_noise(seed + (j % len(prompts)), side, device) for j in range(len(keys))]
+    noises = [_noise(seed + (j % len(prompts)), side, device)[0] for j in range(len(keys))]
     index = 0
     for j in range(len(keys) - 1):
         last_transition = j == len(keys) - 2

@@ -118,6 +118,50 @@ def test_feature_ddpm_scheduler_and_guidance_scale(loaded):
     assert not np.array_equal(pixels(free.image), pixels(ddim.image))
 
 
+def _step(i: int, loss: float, tag: str):
+    from clipgan.image_models.diffusion import DiffusionStep
+
+    return DiffusionStep(i, 10 - i, loss, {"a red circle": loss, "tv": 100.0}, torch.zeros(1), torch.tensor([float(tag)]))
+
+
+def test_values_best_of_continues_the_lowest_clip_loss():
+    """Each run goes `prefix` steps; the one with the lowest CLIP loss (TV and range left out) goes on,
+    the others stop where they were."""
+    from clipgan.image_models.diffusion import best_of
+
+    pulled = []
+
+    def run(tag, losses):
+        for i, loss in enumerate(losses):
+            pulled.append((tag, i))
+            yield _step(i, loss, tag)
+
+    runs = [run("0", [5, 4, 3, 2]), run("1", [5, 3.5, 1, 1]), run("2", [1, 3.9, 9, 9])]
+    steps = list(best_of(runs, prefix=2))
+    assert [s.sample.item() for s in steps] == [1.0] * 4 and [s.index for s in steps] == [0, 1, 2, 3]
+    assert sorted(pulled) == [("0", 0), ("0", 1), ("1", 0), ("1", 1), ("1", 2), ("1", 3), ("2", 0), ("2", 1)]
+    assert [s.loss for s in best_of([run("5", [2, 1])], prefix=1)] == [2, 1]  # one run: no search
+
+
+def test_feature_candidates_pick_a_better_start(loaded):
+    """With 3 candidates the run is seeded and whole, and the kept start scores no worse after the first
+    steps than the seed's own noise (candidate 0, which runs first and so sees the same cutouts)."""
+    from clipgan.diffuse import CANDIDATE_SHARE
+
+    models, kw = loaded
+    kw = {**kw, "iterations": 4}
+    prefix = math.ceil(CANDIDATE_SHARE * 4)
+    one, three, again = [], [], []
+    a = clipgan.generate("a red circle", models=models, callback=one.append, **kw)
+    b = clipgan.generate("a red circle", models=models, callback=three.append, **{**kw, "candidates": 3})
+    c = clipgan.generate("a red circle", models=models, callback=again.append, **{**kw, "candidates": 3})
+    assert [s.index for s in three] == [0, 1, 2, 3] and b.settings.candidates == 3
+    assert np.array_equal(pixels(b.image), pixels(c.image))
+    score = lambda s: sum(v for k, v in s.losses.items() if k not in ("range", "tv"))  # noqa: E731
+    assert score(three[prefix - 1]) <= score(one[prefix - 1])
+    assert a.settings.candidates == 1
+
+
 def test_cardinality_init_image_skips_steps(loaded, tmp_path):
     """strength 0.5 of 4 steps runs the last 2, from the picture noised to that level."""
     models, kw = loaded
@@ -258,7 +302,7 @@ def test_exception_bad_model_one_line_exit_2(kind, words, unet_dir, tiny_setting
 
 @pytest.mark.parametrize("change, words", [
     ({"guidance_scale": -1}, "guidance-scale"), ({"strength": 0}, "strength"), ({"strength": math.nan}, "strength"),
-    ({"scheduler": "euler"}, "scheduler"), ({"image_model": "gan"}, "image-model"),
+    ({"scheduler": "euler"}, "scheduler"), ({"candidates": 0}, "candidates"), ({"candidates": 1.5}, "candidates"), ({"image_model": "gan"}, "image-model"),
 ])
 def test_exception_bad_settings(change, words):
     from clipgan.config import Settings

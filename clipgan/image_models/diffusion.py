@@ -15,6 +15,7 @@ step's level and put back, so the UNet sees it and the new part grows to fit it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -156,6 +157,26 @@ def sample(
         image = (x if last else x0 + shift).detach().clamp(-1, 1).add(1).div(2)
         total = sum(v.item() for v in losses.values())
         yield DiffusionStep(i, int(t), total, {k: v.item() for k, v in losses.items()}, image, x.detach())
+
+
+def guide_score(step: DiffusionStep) -> float:
+    """The CLIP part of a step's loss (the prompts' terms, without range and TV): lower is better."""
+    return sum(v for k, v in step.losses.items() if k not in ("range", "tv"))
+
+
+def best_of(runs: Sequence[Iterator[DiffusionStep]], prefix: int) -> Iterator[DiffusionStep]:
+    """Runs each candidate run `prefix` steps and continues only the one CLIP scores best.
+
+    The first steps decide a denoising run's layout (which shape, where): drawing several and keeping
+    the one that fits the prompt is a cheap search over the prior, where guidance alone can only
+    nudge the one start it was given. Yields the chosen run's steps, its prefix included."""
+    if len(runs) == 1:
+        yield from runs[0]
+        return
+    heads = [list(itertools.islice(run, prefix)) for run in runs]
+    best = min(range(len(runs)), key=lambda k: guide_score(heads[k][-1]))
+    yield from heads[best]
+    yield from runs[best]
 
 
 def _keep(scheduler, x: Tensor, known: Tensor, mask: Tensor, t, generator) -> Tensor:

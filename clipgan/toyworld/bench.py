@@ -110,12 +110,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--guidance-scale", type=float)
     parser.add_argument("--scheduler")
+    parser.add_argument("--candidates", type=int, help="diffusion: starting noises tried per picture")
+    parser.add_argument("--clip", action="append", help="CLIP spec (ARCH:WEIGHTS or alias); repeat for an ensemble")
     parser.add_argument("--diffusion", help="a diffusers UNet folder (default: the bundled toy)")
     parser.add_argument("--json", help="also write the full report here")
     parser.add_argument("--picture", help="also save the first prompt's picture here (the README gallery)")
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "strokes", "lr", "guidance_scale", "scheduler", "diffusion")
+    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "strokes", "lr", "guidance_scale", "scheduler", "diffusion",
+                                                             "candidates", "clip")
                  and v is not None}
+    if "clip" in overrides:
+        overrides["clip"] = tuple(overrides["clip"])
     if "size" in overrides:
         overrides["size"] = tuple(overrides["size"])
     report = run(args.n, args.seed, args.which, picture=args.picture, **overrides)

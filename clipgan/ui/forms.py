@@ -15,7 +15,7 @@ from clipgan.prompts import parse_prompt
 
 # Settings the Generate tab does not show: editing has its own tab, and `size` is two fields.
 NOT_IN_FORM = ("mask", "feather", "size", "prompts", "image_prompts",
-               "diffusion", "scheduler", "guidance_scale", "strength")  # diffusion: not in the web app yet
+               "diffusion", "scheduler", "guidance_scale", "candidates", "strength")  # diffusion: not in the web app yet
 # the Image model dropdown: the optimized models (the Generate tab runs pipeline.generate)
 FORM_IMAGE_MODELS = tuple(m for m in IMAGE_MODELS if m != "diffusion")
 FORM_FIELDS = tuple(f.name for f in fields(Settings) if f.name not in NOT_IN_FORM)
