@@ -65,6 +65,7 @@ bench: install
 	$(PY) -m clipgan.bench.speed --size 256 --cutn 32
 	$(PY) -m clipgan.bench.speed --memory --size 512 --cutn 32
 	$(PY) -m clipgan.toyworld.bench
+	$(PY) -m clipgan.bench.right --n 24 --max-steps 300
 
 # every GPU figure in one run (about 5 minutes on one GPU): JSON and markdown in bench-gpu/
 bench-gpu: install

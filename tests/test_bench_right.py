@@ -1,0 +1,57 @@
+"""The time-to-a-right-picture benchmark (clipgan.bench.right): its judge, its clock, its median."""
+
+import json
+
+import pytest
+
+from clipgan.bench import right
+from clipgan.toyworld import render as rw
+
+
+def test_values_median_counts_never_right_as_infinitely_slow():
+    assert right.median_or_none([3.0, 1.0, None]) == 3.0
+    assert right.median_or_none([1.0, 5.0]) == 3.0
+    assert right.median_or_none([1.0, None, None]) is None
+    assert right.median_or_none([None]) is None
+
+
+def test_values_clock_counts_only_between_resume_and_pause():
+    ticks = iter([0.0, 5.0, 9.0, 10.0, 30.0, 31.5])  # a hand-driven clock
+    clock = right.Clock(now=lambda: next(ticks))  # starts at 0
+    assert clock.pause() == 5.0  # steps 0 -> 5
+    clock.resume()  # judging 5 -> 9 not counted
+    assert clock.pause() == 6.0  # steps 9 -> 10
+    clock.resume()  # 30
+    assert clock.pause() == 7.5
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from clipgan.models.registry import bundled_dir
+    from clipgan.toyworld.classifier import load
+
+    return load(bundled_dir() / "toy-shape-classifier.safetensors")
+
+
+@pytest.mark.parametrize("drawn, asked, expected", [
+    (("star", "red", "blue"), ("red", "star", "blue"), True),
+    (("circle", "red", "blue"), ("red", "star", "blue"), False),  # wrong shape
+    (("star", "green", "blue"), ("red", "star", "blue"), False),  # wrong foreground
+    (("star", "red", "white"), ("red", "star", "blue"), False),  # wrong background
+])
+def test_values_judge_needs_shape_and_both_colours(classifier, drawn, asked, expected):
+    image = rw.render_batch([rw.Spec(*drawn)])
+    assert right.judge(image, asked, classifier) is expected
+
+
+def test_smoke_run_reports_both_recipes(one_thread, tmp_path, capsys):
+    out = tmp_path / "right.json"
+    right.main(["--n", "1", "--max-steps", "2", "--every", "1", "--json", str(out)])
+    report = json.loads(out.read_text())
+    row = report["rows"][0]
+    assert report["prompts"] == 1 and set(report["median_seconds"]) == {"classic", "clipgan"}
+    for name in ("classic", "clipgan"):
+        assert row[name] is None or row[name] > 0
+        assert report["reached"][name] == (row[name] is not None)
+    assert "cpu" in json.dumps(report["machine"]).lower() or report["machine"]
+    assert "classic: median" in capsys.readouterr().out
