@@ -126,7 +126,9 @@ class Settings:
     diffusion: str = DEFAULT_DIFFUSION  # registry name (`clipgan models`) or a diffusers UNet2DModel folder
     scheduler: str = "ddim"  # ddim: deterministic, fewer steps; ddpm: the training chain, noisier
     guidance_scale: float = 24.0  # CLIP's total pull on the clean estimate (pixel-RMS units), spread over the steps
-    candidates: int = 1  # diffusion: starting noises tried; the one CLIP scores best after the first steps goes on
+    # diffusion: starting noises tried; the one CLIP scores best after the first steps goes on (morphs
+    # keep the seed's noise). 4: colour hits 88% -> 98% on the bundled models for 17% more time
+    candidates: int = 4
     strength: float = 0.6  # with init_image: the share of the denoising run from it (1: from pure noise)
     # allow full unpickling of checkpoints (can run code): only ever from the run's own command line or
     # API call; `from_dict` (PNG settings, state files) never sets it
@@ -257,7 +259,7 @@ class Settings:
             raise ClipganError(f"unknown scheduler {_short(self.scheduler)}; choose from {', '.join(SCHEDULERS)}")
         if not isinstance(self.diffusion, str) or not self.diffusion:
             raise ClipganError(f"diffusion must be a model name or folder, got {_short(self.diffusion)}")
-        _check_int(self.candidates, "candidates", 1)
+        _check_int(self.candidates, "candidates", 1, MAX_CANDIDATES)
         for name in ("guidance_scale", "strength"):
             _check_number(getattr(self, name), _flag(name))
         if self.guidance_scale < 0:
@@ -268,6 +270,7 @@ class Settings:
 
 MAX_SIDE = 65536  # px per side: far beyond any step that fits in memory, and within what PIL and torch index
 MAX_STROKES = 10000  # the rasterizer's memory grows with strokes x pixels
+MAX_CANDIDATES = 64  # diffusion starting noises: each is held in memory until the choice
 MAX_FEATHER = 4096  # px: the blur kernel is 4x this wide
 
 

@@ -152,7 +152,7 @@ def test_feature_candidates_pick_a_better_start(loaded):
     kw = {**kw, "iterations": 4}
     prefix = math.ceil(CANDIDATE_SHARE * 4)
     one, three, again = [], [], []
-    a = clipgan.generate("a red circle", models=models, callback=one.append, **kw)
+    a = clipgan.generate("a red circle", models=models, callback=one.append, **{**kw, "candidates": 1})
     b = clipgan.generate("a red circle", models=models, callback=three.append, **{**kw, "candidates": 3})
     c = clipgan.generate("a red circle", models=models, callback=again.append, **{**kw, "candidates": 3})
     assert [s.index for s in three] == [0, 1, 2, 3] and b.settings.candidates == 3
@@ -302,7 +302,7 @@ def test_exception_bad_model_one_line_exit_2(kind, words, unet_dir, tiny_setting
 
 @pytest.mark.parametrize("change, words", [
     ({"guidance_scale": -1}, "guidance-scale"), ({"strength": 0}, "strength"), ({"strength": math.nan}, "strength"),
-    ({"scheduler": "euler"}, "scheduler"), ({"candidates": 0}, "candidates"), ({"candidates": 1.5}, "candidates"), ({"image_model": "gan"}, "image-model"),
+    ({"scheduler": "euler"}, "scheduler"), ({"candidates": 0}, "candidates"), ({"candidates": 10**9}, "at most 64"), ({"candidates": 1.5}, "candidates"), ({"image_model": "gan"}, "image-model"),
 ])
 def test_exception_bad_settings(change, words):
     from clipgan.config import Settings
