@@ -18,7 +18,7 @@ from torch import Tensor
 
 from clipgan.config import Settings
 from clipgan.errors import ClipganError
-from clipgan.image_models.diffusion import DiffusionStep, best_of, sample
+from clipgan.image_models.diffusion import DiffusionStep, best_of, sample, skipped_steps
 from clipgan.io import load_rgb, to_pil, to_tensor
 
 
@@ -76,8 +76,8 @@ def _prepared(s: Settings, models: DiffusionModels | None):
     return s, models, seed
 
 
-# With several candidates, the share of the denoising steps each runs before the best goes on:
-# by then the layout is set (measured: docs/benchmarks.md, diffusion candidates).
+# With several candidates, the share of a run's denoising steps each runs before the best goes on:
+# by then the layout shows in the clean estimate (chosen by eye, not tuned; docs/benchmarks.md)
 CANDIDATE_SHARE = 0.3
 
 
@@ -137,7 +137,8 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
     losses, last = [], None
     runs = [steps_of(s, models, guides, noise, seed, init=init, known=known, mask=mask)
             for noise in _noise(seed, side, device, s.candidates)]
-    prefix = max(1, math.ceil(CANDIDATE_SHARE * s.iterations))
+    steps = s.iterations - (skipped_steps(s.iterations, s.strength) if init is not None else 0)
+    prefix = max(1, math.ceil(CANDIDATE_SHARE * steps))
     for last in best_of(runs, prefix):
         if soft is not None:  # frames and the result show the picture as it will be saved
             from clipgan.edit import composite

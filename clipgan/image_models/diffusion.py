@@ -117,11 +117,8 @@ def sample(
     re-noising's randomness, so a seed replays the run; `dtype` autocasts the UNet.
     """
     scheduler.set_timesteps(steps, device=noise.device)
-    timesteps = scheduler.timesteps
-    skip = 0
-    if init is not None:
-        skip = min(int(round(len(timesteps) * (1 - strength))), len(timesteps) - 1)
-    timesteps = timesteps[skip:]
+    skip = skipped_steps(len(scheduler.timesteps), strength) if init is not None else 0
+    timesteps = scheduler.timesteps[skip:]
     alphas = scheduler.alphas_cumprod.to(noise.device)
     prediction = scheduler.config.prediction_type
     x = noise
@@ -157,6 +154,11 @@ def sample(
         image = (x if last else x0 + shift).detach().clamp(-1, 1).add(1).div(2)
         total = sum(v.item() for v in losses.values())
         yield DiffusionStep(i, int(t), total, {k: v.item() for k, v in losses.items()}, image, x.detach())
+
+
+def skipped_steps(steps: int, strength: float) -> int:
+    """How many of `steps` a run from a picture at `strength` skips (it always runs one at least)."""
+    return min(int(round(steps * (1 - strength))), steps - 1)
 
 
 def guide_score(step: DiffusionStep) -> float:
