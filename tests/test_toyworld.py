@@ -113,6 +113,21 @@ def test_quick_training_run_writes_loadable_files(tmp_path):
     assert {"clip", "vqgan", "shape_classifier"} <= set(card)
 
 
+def test_quick_robust_clip_from_scratch_honours_width_and_warmup(tmp_path):
+    """--clip-width makes a wider image tower (the card and the saved config say so); --adv-warmup
+    with --adv-eps trains (PGD on from the first step, its radius growing)."""
+    import open_clip
+    from clipgan.toyworld import train
+
+    card = train.main(["--out", str(tmp_path), "--quick", "--only", "clip", "--clip-width", "16",
+                       "--adv-eps", "1.0", "--adv-steps", "1", "--adv-warmup", "2"])
+    assert card["clip"]["architecture"]["vision_cfg"]["width"] == 16
+    assert card["clip"]["train"]["adv_warmup"] == 2 and card["clip"]["train"]["adv_eps"] == 1.0
+    open_clip.add_model_config(str(tmp_path / "toy-clip.json"))
+    model = open_clip.create_model("toy-clip", pretrained=str(tmp_path / "toy-clip.safetensors"))
+    assert model.visual.conv3.out_channels == 16  # ModifiedResNet: the stem ends at the width
+
+
 # --- the bundled, committed models ---------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -62,12 +62,14 @@ def judge(image: torch.Tensor, triple: tuple[str, str, str], classifier) -> bool
 def classic_time(models, text: str, triple, seed: int, classifier, max_steps: int, every: int) -> float | None:
     from clipgan.bench.classic import ClassicStep
     from clipgan.bench.speed import initial_z
+    from clipgan.config import Settings
+    from clipgan.models import registry
 
     vqgan, perceptor = models.vqgan, models.perceptors[0]
     torch.manual_seed(seed)
     with torch.no_grad():
         target = perceptor.encode_text([text]).float()
-    side = vqgan.factor * (64 // vqgan.factor)
+    side = registry.get_entry(Settings().vqgan).size  # the bundled VQGAN's own size, as clipgan's run uses
     run = ClassicStep(vqgan, perceptor.model, [(target, 1.0, float("-inf"))],
                       initial_z(vqgan, side, torch.device("cpu"), seed))
     clock = Clock()
