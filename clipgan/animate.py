@@ -243,7 +243,7 @@ def prompt_schedule(items: Sequence[PromptItem], frames: int) -> Callable[[int],
     "@k text" starts at frame k. A pair (k, "text") is active from frame k until the next
     pair's start.
     """
-    from clipgan.prompts import story_parts
+    from clipgan.prompts import part_at, story_parts
 
     if isinstance(items, str):
         items = [items]
@@ -265,17 +265,9 @@ def prompt_schedule(items: Sequence[PromptItem], frames: int) -> Callable[[int],
         raise ClipganError("give at least one prompt")
 
     def active(t: int) -> tuple[str, ...]:
-        return tuple(p for p in (_latest(story, t) for story in stories) if p)
+        return tuple(p for p in (part_at(story, t) for story in stories) if p)
 
     return active
-
-
-def _latest(schedule: list[tuple[int, str]], t: int) -> str | None:
-    current = None
-    for start, text in schedule:
-        if start <= t:
-            current = text
-    return current
 
 
 def _check_prompts(texts) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, TypeVar
 
 from clipgan.errors import ClipganError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,15 @@ def parse_prompts(args: Iterable[str]) -> list[Prompt]:
 
 
 _AT_STEP = re.compile(r"^\s*@(\d+)\s+(.*)$", re.S)
+
+
+def part_at(story: Iterable[tuple[int, T]], step: int) -> T | None:
+    """The part of a story (start, part), sorted by start, in force at `step`: the latest start not after it."""
+    current = None
+    for start, part in story:
+        if start <= step:
+            current = part
+    return current
 
 
 def story_parts(spec: str, total: int, every: int = 0, unit: str = "step") -> list[tuple[int, str]]:

@@ -26,7 +26,7 @@ from clipgan.io import load_rgb, to_tensor
 from clipgan.losses.terms import Guide, GuideSchedule, Target, standard_terms
 from clipgan.memory import check_memory
 from clipgan.optimize import Step, iterate
-from clipgan.prompts import parse_prompts, parse_story, split_prompts
+from clipgan.prompts import parse_prompts, parse_story, part_at, split_prompts
 
 
 @dataclass
@@ -246,7 +246,7 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
     def at(step: int) -> list[Guide]:
         out = []
         for g, stories_g in zip(guides, text_targets):
-            active = [t for t in (_active(story, step) for story in stories_g) if t is not None]
+            active = [t for t in (part_at(story, step) for story in stories_g) if t is not None]
             out.append(Guide(g.perceptor, g.cutouts, active + g.targets))
         return out
 
@@ -282,15 +282,6 @@ def _vocabulary_notice(settings: Settings, texts: list[str]) -> None:
     if unknown:
         warnings.warn(f"the bundled default models only know shapes and colours (not: {', '.join(unknown)}); "
                       "see README 'Models' for real ones", ClipganNotice)
-
-
-def _active(story: list[tuple[int, Target]], step: int) -> Target | None:
-    """The part of a story whose start is the latest one not after `step`."""
-    current = None
-    for start, target in story:
-        if start <= step:
-            current = target
-    return current
 
 
 # ---------------------------------------------------------------- the loop
