@@ -9,6 +9,7 @@ Result are the VQGAN path's; only the image model differs.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor
 
 from clipgan.config import Settings
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, ClipganNotice
 from clipgan.image_models.diffusion import DiffusionStep, best_of, sample, skipped_steps
 from clipgan.io import load_rgb, to_pil, to_tensor
 
@@ -56,7 +57,7 @@ def run_size(s: Settings, models: DiffusionModels) -> tuple[int, int]:
     side = models.diffusion.size
     if s.size is not None and tuple(s.size) != (side, side):
         raise ClipganError(f"size {s.size[0]}x{s.size[1]} does not fit this diffusion model: it makes "
-                           f"{side}x{side} pictures (leave --size out)")
+                           f"{side}x{side} pictures (leave the size out: no --size, or 0 x 0 in the web app)")
     return side, side
 
 
@@ -139,6 +140,9 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
             for noise in _noise(seed, side, device, s.candidates)]
     steps = s.iterations - (skipped_steps(s.iterations, s.strength) if init is not None else 0)
     prefix = max(1, math.ceil(CANDIDATE_SHARE * steps))
+    if len(runs) > 1:  # the progress shows only the chosen run: say what the wait is
+        warnings.warn(f"trying {len(runs)} starting noises for {prefix} steps each; the one CLIP likes best goes "
+                      "on (--candidates 1: one run)", ClipganNotice)
     for last in best_of(runs, prefix):
         if soft is not None:  # frames and the result show the picture as it will be saved
             from clipgan.edit import composite

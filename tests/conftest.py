@@ -115,6 +115,26 @@ def tiny_cli_args(kw: dict) -> list[str]:
             "-s", "32", "32", "--cutn", "4", "--device", "cpu", "--seed", "5"]
 
 
+def write_unet(folder: Path, seed: int = 0, schedule: dict | None = None, **config) -> Path:
+    """A tiny random diffusers UNet2DModel (+ DDPM schedule), 32 px, in the diffusers layout."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(seed)
+    kw = dict(sample_size=32, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
+              down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+              add_attention=False)
+    UNet2DModel(**{**kw, **config}).save_pretrained(folder, safe_serialization=True)
+    DDPMScheduler(**(schedule or {})).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def unet_dir(tmp_path_factory) -> Path:
+    """A tiny random diffusion model folder, written once per session."""
+    pytest.importorskip("diffusers")
+    return write_unet(tmp_path_factory.mktemp("unet") / "tiny-unet")
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread: on a shared 2-core machine, two spinning threads make small steps 5-10x slower."""

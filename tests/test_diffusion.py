@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import warnings
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
@@ -16,29 +17,11 @@ from PIL import Image
 
 import clipgan
 from clipgan.cli import main
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, ClipganNotice
 
 pytest.importorskip("diffusers")
 
 SIDE = 32
-
-
-def write_unet(folder: Path, seed: int = 0, schedule: dict | None = None, **config) -> Path:
-    """A tiny random UNet2DModel (+ DDPM schedule) in the diffusers layout."""
-    from diffusers import DDPMScheduler, UNet2DModel
-
-    torch.manual_seed(seed)
-    kw = dict(sample_size=SIDE, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
-              down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
-              add_attention=False)
-    UNet2DModel(**{**kw, **config}).save_pretrained(folder, safe_serialization=True)
-    DDPMScheduler(**(schedule or {})).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def unet_dir(tmp_path_factory) -> Path:
-    return write_unet(tmp_path_factory.mktemp("unet") / "tiny-unet")
 
 
 @pytest.fixture(scope="module")
@@ -152,9 +135,14 @@ def test_feature_candidates_pick_a_better_start(loaded):
     kw = {**kw, "iterations": 4}
     prefix = math.ceil(CANDIDATE_SHARE * 4)
     one, three, again = [], [], []
-    a = clipgan.generate("a red circle", models=models, callback=one.append, **{**kw, "candidates": 1})
-    b = clipgan.generate("a red circle", models=models, callback=three.append, **{**kw, "candidates": 3})
-    c = clipgan.generate("a red circle", models=models, callback=again.append, **{**kw, "candidates": 3})
+    with warnings.catch_warnings(record=True) as plain:
+        warnings.simplefilter("always")
+        a = clipgan.generate("a red circle", models=models, callback=one.append, **{**kw, "candidates": 1})
+    assert not [w for w in plain if issubclass(w.category, ClipganNotice)]
+    with pytest.warns(ClipganNotice, match=f"trying 3 starting noises for {prefix} steps each"):  # the silent wait, said
+        b = clipgan.generate("a red circle", models=models, callback=three.append, **{**kw, "candidates": 3})
+    with pytest.warns(ClipganNotice):
+        c = clipgan.generate("a red circle", models=models, callback=again.append, **{**kw, "candidates": 3})
     assert [s.index for s in three] == [0, 1, 2, 3] and b.settings.candidates == 3
     assert np.array_equal(pixels(b.image), pixels(c.image))
     score = lambda s: sum(v for k, v in s.losses.items() if k not in ("range", "tv"))  # noqa: E731
@@ -336,16 +324,18 @@ def test_feature_download_and_load(unet_dir, tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- the bundled toy model and its training
 
-def test_smoke_training_script_writes_a_loadable_folder(tmp_path, one_thread):
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_smoke_training_script_writes_a_loadable_folder(prediction, tmp_path, one_thread):
     from clipgan.models.diffusion import load_diffusion
     from clipgan.toyworld.train_diffusion import main as train_main
 
-    train_main(["--out", str(tmp_path), "--quick"])
+    train_main(["--out", str(tmp_path), "--quick", "--prediction", prediction])
     folder = tmp_path / "toy-diffusion"
     card = json.loads((folder / "card.json").read_text())
     model = load_diffusion(folder)
     assert card["parameters"] == sum(p.numel() for p in model.unet.parameters())
     assert model.size == card["train"]["size"] and card["train"]["steps"] == 3
+    assert card["train"]["prediction"] == model.scheduler("ddim").config.prediction_type == prediction
 
 
 def test_smoke_bundled_model_within_budget_and_runs(one_thread):
