@@ -24,12 +24,11 @@ def models():
     for status in list_models():
         mark = "bundled" if status.entry.bundled else ("present" if status.present else "-")
         typer.echo(f"{status.name:28} {mark:8} {status.entry.description}")
-    from clipgan.models.diffusion_registry import DIFFUSION_MODELS, FILES, entry_folder
+    from clipgan.models.diffusion_registry import DIFFUSION_MODELS, is_present
 
     typer.echo("diffusion models (--image-model diffusion --diffusion NAME):")
     for e in DIFFUSION_MODELS.values():
-        present = all((entry_folder(e) / f).is_file() for f in FILES)
-        mark = "bundled" if e.bundled else ("present" if present else "-")
+        mark = "bundled" if e.bundled else ("present" if is_present(e) else "-")
         typer.echo(f"{e.name:28} {mark:8} {e.description}; {e.size} px")
 
 

@@ -127,6 +127,40 @@ def test_a_numeric_error_keeps_the_last_good_picture(tiny_loaded, one_thread):
     assert end.kind == "stopped" and end.step == 2 and len(shown) == 2
 
 
+def test_form_carries_the_diffusion_settings():
+    s = Settings(prompts=["a red circle"], image_model="diffusion", diffusion="some/unet", scheduler="ddpm",
+                 guidance_scale=12.5, candidates=2, strength=0.3, init_image="sketch.png")
+    values = forms.form_values(s)
+    assert "diffusion" in forms.FORM_IMAGE_MODELS
+    assert forms.to_settings({**values, "candidates": 2.0}) == s  # gr.Number sends floats
+    with pytest.raises(ClipganError, match="candidates must be a whole number"):
+        forms.to_settings({**values, "candidates": 2.5})
+
+
+def test_a_diffusion_run_streams_from_the_models_the_form_names(unet_dir, tiny_settings, one_thread, tmp_path):
+    """The Generate tab's path for --image-model diffusion: its own models (cached apart from the
+    VQGAN's), a run streamed with previews, a picture equal to the API's; from an init image the
+    step count is the part of the schedule the run makes."""
+    import clipgan
+
+    s = Settings(prompts=["a red circle"], image_model="diffusion", diffusion=str(unet_dir), clip=tiny_settings["clip"],
+                 cutn=2, device="cpu", seed=3, iterations=4, candidates=2)
+    assert runs.model_key(s) != runs.model_key(s.replace(image_model="vqgan"))
+    assert runs.model_key(s) != runs.model_key(s.replace(diffusion=str(tmp_path)))
+    assert runs.model_key(s) == runs.model_key(s.replace(vqgan="another"))  # the VQGAN plays no part
+    models = runs.load_models_for(s)
+    assert models.diffusion.size == 32
+    total = runs.total_steps(s)
+    events = list(runs.stream(lambda cb: clipgan.generate(settings=s, models=models, callback=cb), threading.Event(), total))
+    assert [e.step for e in events if e.kind == "step"] == [1, 2, 3, 4] and events[-1].kind == "done"
+    assert events[-1].value.image.tobytes() == clipgan.generate(settings=s, models=models).image.tobytes()
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "init.png")
+    from_picture = s.replace(init_image=str(tmp_path / "init.png"), strength=0.5)
+    seen = []
+    clipgan.generate(settings=from_picture, models=models, callback=seen.append)
+    assert runs.total_steps(from_picture) == len(seen) == 2
+
+
 def yield_from(gen, into: list):
     """Runs a handler-style generator to its end: what it yields goes `into`, its return value comes back."""
     while True:

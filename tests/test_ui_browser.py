@@ -284,3 +284,42 @@ def test_edit_outpaints_with_margins(page, tmp_path):
     out = np.asarray(Image.open(tmp_path / "wide.png").convert("RGB"))
     assert out.shape == (32, 64, 3)
     assert (out[:, 16:48] == red).all()  # the original, exactly
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    """Picks an option of a gr.Dropdown as a visitor does: open the list, click the entry."""
+    field(page, elem_id).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.locator(f"#{elem_id} input").press("Tab")
+
+
+def test_generate_with_diffusion(page, tmp_path):
+    """Image model "diffusion" in the form draws with the bundled UNet; its PNG's settings name it
+    and make the same picture through the API."""
+    from PIL import Image
+
+    import clipgan
+    from clipgan.config import Settings
+    from clipgan.io import read_settings
+
+    page.get_by_role("tab", name="Generate").click()
+    enter(page, "prompts", PROMPT)
+    enter(page, "steps", "6")
+    enter(page, "seed", "8")
+    enter(page, "width", "0")  # 0 x 0: the model's own size (a UNet makes only its own)
+    enter(page, "height", "0")
+    choose(page, "image-model", "diffusion")
+    page.get_by_text("Diffusion (image model diffusion)").click()
+    enter(page, "candidates", "2")
+    page.locator("#generate").click()
+    page.locator("#status").get_by_text("done: 6 steps, seed 8").wait_for()
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    png = tmp_path / "diffusion.png"
+    download.value.save_as(png)
+    settings = Settings.from_dict(read_settings(png))
+    assert (settings.image_model, settings.iterations, settings.seed, settings.candidates) == ("diffusion", 6, 8, 2)
+    picture = Image.open(png).convert("RGB")
+    assert picture.size == (32, 32)  # the bundled UNet's own size
+    assert picture.tobytes() == clipgan.generate(settings=settings).image.tobytes()
+    choose(page, "image-model", "vqgan")  # the form as the other tests expect it

@@ -59,6 +59,11 @@ def entry_folder(entry: DiffusionEntry, root: Path | str | None = None) -> Path:
     return (Path(root) if root else checkpoints_dir()) / entry.name
 
 
+def is_present(entry: DiffusionEntry, root: Path | str | None = None) -> bool:
+    """Whether all of the entry's files are on disk (bundled, or downloaded)."""
+    return all((entry_folder(entry, root) / f).is_file() for f in FILES)
+
+
 def is_diffusion_name(name: str) -> bool:
     return name in DIFFUSION_MODELS
 

@@ -108,6 +108,13 @@ def model_choices() -> tuple[list[str], list[str]]:
     return vqgans or [Settings().vqgan], list(CLIP_ALIASES)
 
 
+def diffusion_choices() -> list[str]:
+    """Diffusion models on disk (the bundled one first); a diffusers folder can be typed."""
+    from clipgan.models.diffusion_registry import DIFFUSION_MODELS, is_present
+
+    return [e.name for e in DIFFUSION_MODELS.values() if is_present(e)] or [Settings().diffusion]
+
+
 def settings_row(d: Settings, prefix: str) -> dict:
     """Steps, seed, cutouts and the model choice: the few settings the Morph and Edit tabs ask for."""
     vqgans, clips = model_choices()

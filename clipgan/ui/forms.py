@@ -14,10 +14,9 @@ from clipgan.errors import ClipganError
 from clipgan.prompts import parse_prompt
 
 # Settings the Generate tab does not show: editing has its own tab, and `size` is two fields.
-NOT_IN_FORM = ("mask", "feather", "size", "prompts", "image_prompts",
-               "diffusion", "scheduler", "guidance_scale", "candidates", "strength")  # diffusion: not in the web app yet
-# the Image model dropdown: the optimized models (the Generate tab runs pipeline.generate)
-FORM_IMAGE_MODELS = tuple(m for m in IMAGE_MODELS if m != "diffusion")
+NOT_IN_FORM = ("mask", "feather", "size", "prompts", "image_prompts")
+# the Image model dropdown: every way to draw (the Generate tab runs clipgan.run.generate)
+FORM_IMAGE_MODELS = IMAGE_MODELS
 FORM_FIELDS = tuple(f.name for f in fields(Settings) if f.name not in NOT_IN_FORM)
 # the extra fields of the form, beside the Settings fields
 EXTRA = ("positive", "negative", "image_prompt_files", "width", "height")
@@ -70,7 +69,7 @@ def to_settings(values: dict) -> Settings:
     if width is None or height is None:
         raise ClipganError("give both width and height (0 and 0: the model's own size)")
     changes = {k: v[k] for k in FORM_FIELDS if k in v}
-    for name in ("iterations", "cutn", "change_prompt_every", "upscale_steps", "seed", "strokes"):
+    for name in ("iterations", "cutn", "change_prompt_every", "upscale_steps", "seed", "strokes", "candidates"):
         if name in changes:
             changes[name] = whole(changes[name], name.replace("_", "-"))
     if "upscale" in changes and not changes["upscale"]:

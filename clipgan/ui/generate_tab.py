@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import gradio as gr
 
-from clipgan.config import Augment, CutMethod, InitNoise, Optimizer, Precision, Settings, Switch
+from clipgan.config import SCHEDULERS, Augment, CutMethod, InitNoise, Optimizer, Precision, Settings, Switch
 from clipgan.ui import forms
-from clipgan.ui.common import DEVICE, Context, follow, model_choices, page_errors, session, stopper
-from clipgan.ui.runs import keep_upload, model_key, save_result, stream
+from clipgan.ui.common import DEVICE, Context, diffusion_choices, follow, model_choices, page_errors, session, stopper
+from clipgan.ui.runs import keep_upload, load_models_for, model_key, save_result, stream, total_steps
 
 
 def form(d: dict) -> dict[str, gr.components.Component]:
@@ -30,7 +30,8 @@ def form(d: dict) -> dict[str, gr.components.Component]:
         c["iterations"] = gr.Number(d["iterations"], label="Steps", precision=0, minimum=1, elem_id="steps")
         c["seed"] = gr.Textbox(d["seed"], label="Seed (empty: random)", elem_id="seed")  # a Number shows 0 for none
     with gr.Row():
-        c["image_model"] = gr.Dropdown(list(forms.FORM_IMAGE_MODELS), value=d["image_model"], label="Image model")
+        c["image_model"] = gr.Dropdown(list(forms.FORM_IMAGE_MODELS), value=d["image_model"], label="Image model",
+                                         elem_id="image-model")
         c["vqgan"] = gr.Dropdown(vqgans, value=d["vqgan"], label="VQGAN", allow_custom_value=True)
         c["clip"] = gr.Dropdown(clips, value=d["clip"], label="CLIP (several: an ensemble; or type ARCH:WEIGHTS)",
                                 multiselect=True, allow_custom_value=True)
@@ -63,6 +64,15 @@ def form(d: dict) -> dict[str, gr.components.Component]:
             c["trust_checkpoint"] = gr.Checkbox(d["trust_checkpoint"], label="Trust checkpoints (full unpickling)")
             c["low_memory"] = gr.Checkbox(d["low_memory"], label="Low memory (slower)")
             c["strokes"] = gr.Number(d["strokes"], label="Strokes (image model strokes)", precision=0, minimum=1)
+    with gr.Accordion("Diffusion (image model diffusion)", open=False):
+        with gr.Row():
+            c["diffusion"] = gr.Dropdown(diffusion_choices(), value=d["diffusion"], allow_custom_value=True,
+                                         label="Diffusion model (or a diffusers UNet folder)", elem_id="diffusion")
+            c["scheduler"] = gr.Dropdown(list(SCHEDULERS), value=d["scheduler"], label="Scheduler")
+            c["guidance_scale"] = gr.Number(d["guidance_scale"], label="Guidance scale", minimum=0, elem_id="guidance")
+            c["candidates"] = gr.Number(d["candidates"], label="Candidates (starting noises tried)", precision=0,
+                                        minimum=1, elem_id="candidates")
+            c["strength"] = gr.Number(d["strength"], label="Strength (with an init image; 1: from noise)")
     assert set(c) == set(forms.FORM_FIELDS) | set(forms.EXTRA), "every setting has a field"
     return c
 
@@ -97,22 +107,25 @@ def build(ctx: Context) -> None:
         values["init_image"] = keep_upload(values["init_image"], ctx.outdir)
         values["image_prompt_files"] = [keep_upload(f, ctx.outdir) for f in values["image_prompt_files"] or []]
         s = forms.to_settings(values)
-        from clipgan.pipeline import draw_seed, generate as run_generate, load_models
+        from clipgan.pipeline import draw_seed
+        from clipgan.run import generate as run_generate
 
         if s.seed is None:  # drawn here, so that a stopped run's picture carries it too
             s = s.replace(seed=draw_seed())
-        total = s.iterations + (s.upscale_steps if s.upscale is not None else 0)
+        total = total_steps(s)
         stop_flag = ctx.stops.fresh(session(request))
         yield {status: "loading models…", download: gr.update(visible=False), again: gr.update(visible=False)}
-        models = ctx.models.get(model_key(s), lambda: load_models(s))
+        models = ctx.models.get(model_key(s), lambda: load_models_for(s))
         events = stream(lambda cb: run_generate(settings=s, models=models, callback=cb), stop_flag, total)
         end = yield from follow(events, total, progress, picture, status)
         if end.kind == "stopped":
             if end.image is None:
                 yield {status: "stopped before the first step"}
                 return
-            # the same run with only the steps done gives this picture again (for prompts without a story)
-            result_settings, image = s.replace(iterations=max(1, end.step)) if s.upscale is None else s, end.image
+            # the same run with only the steps done gives this picture again (for prompts without a story);
+            # a diffusion run's steps are a schedule, so its settings stay those of the whole run
+            prefix = s.upscale is None and s.image_model != "diffusion"
+            result_settings, image = s.replace(iterations=max(1, end.step)) if prefix else s, end.image
             note = f"stopped at step {end.step} / {total}"
         else:
             result_settings, image = end.value.settings, end.value.image

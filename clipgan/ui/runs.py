@@ -68,7 +68,28 @@ class Cache:
 
 
 def model_key(s: Settings) -> tuple:
-    return (s.vqgan, s.vqgan_config, s.vqgan_checkpoint, tuple(s.clip), s.device, s.trust_checkpoint)
+    drawer = ("diffusion", s.diffusion) if s.image_model == "diffusion" else (s.vqgan, s.vqgan_config, s.vqgan_checkpoint)
+    return (*drawer, tuple(s.clip), s.device, s.trust_checkpoint)
+
+
+def load_models_for(s: Settings):
+    """The models a run of `s` draws with: the UNet and CLIPs for diffusion, else the VQGAN and CLIPs."""
+    if s.image_model == "diffusion":
+        from clipgan.diffuse import load_diffusion_models
+
+        return load_diffusion_models(s)
+    from clipgan.pipeline import load_models
+
+    return load_models(s)
+
+
+def total_steps(s: Settings) -> int:
+    """The steps a Generate run reports: a diffusion run from an init image skips the first ones."""
+    if s.image_model == "diffusion" and s.init_image:
+        from clipgan.image_models.diffusion import skipped_steps
+
+        return s.iterations - skipped_steps(s.iterations, s.strength)
+    return s.iterations + (s.upscale_steps if s.upscale is not None else 0)
 
 
 def preview_every(total: int) -> int:
