@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.config import (CPU_SIZE, GPU_SIZE, IMAGE_MODELS, SCHEDULERS, Augment, CutMethod, InitNoise, Optimizer,
-                            Precision, Settings)
+from clipgan.config import (CPU_SIZE, EARLY_STOP_GAIN, GPU_SIZE, IMAGE_MODELS, SCHEDULERS, Augment, CutMethod, InitNoise,
+                            Optimizer, Precision, Settings)
 from clipgan.errors import ClipganError
 
 D = Settings()
@@ -44,6 +44,7 @@ CutMethodOpt = Annotated[str, typer.Option("-cutm", "--cut-method", help="crops:
 Augments = Annotated[str, typer.Option("-aug", "--augments", help=f"Comma-separated: {', '.join(a.value for a in Augment)} (or the peer's Ji, Sh, Gn, Pe, Af, Er).", rich_help_panel=CUT)]
 OptimizerOpt = Annotated[Optimizer, typer.Option("-opt", "--optimizer", help="torch optimizer (any capitalisation: AdamW).", case_sensitive=False, rich_help_panel=OPT)]
 Lr = Annotated[float, typer.Option("-lr", "--lr", help="Learning rate.", rich_help_panel=OPT)]
+EarlyStop = Annotated[int, typer.Option("--early-stop", metavar="N", help=f"Stop once the loss stalls: its mean over the last N steps less than {EARLY_STOP_GAIN:.0%} below the N before (0: run every iteration).", rich_help_panel=OPT)]
 Seed = Annotated[Optional[int], typer.Option("-sd", "--seed", help="Random seed (default: drawn and printed).", rich_help_panel=RUN)]
 Device = Annotated[str, typer.Option("-cd", "--device", help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)]
 VqganConfig = Annotated[Optional[str], typer.Option("-conf", "--vqgan-config", help="taming yaml (with --vqgan-checkpoint).", rich_help_panel=MODELS)]

@@ -112,6 +112,9 @@ class Settings:
     augments: tuple[str, ...] = DEFAULT_AUGMENTS
     optimizer: str = Optimizer.adam.value
     lr: float = 0.1
+    # stop once the loss has stalled: its mean over the last N steps not EARLY_STOP_GAIN below the
+    # N before (after a story's last part starts); 0: always run every iteration
+    early_stop: int = 0
     seed: int | None = None  # None: drawn at random and recorded
     device: str = "auto"  # auto|cpu|cuda|cuda:N|mps
     precision: str = Precision.auto.value
@@ -212,6 +215,7 @@ class Settings:
         if self.feather is not None:  # None: a band of 1/32 of the shorter side
             _check_int(self.feather, "feather", 0, MAX_FEATHER)
         _check_int(self.upscale_steps, "upscale-steps", 1)
+        _check_int(self.early_stop, "early-stop", 0)
         if self.size is not None and min(self.size) < 1:
             raise ClipganError(f"size must be positive, got {self.size[0]}x{self.size[1]}")
         if self.size is not None and max(self.size) > MAX_SIDE:
@@ -270,6 +274,7 @@ class Settings:
 
 MAX_SIDE = 65536  # px per side: far beyond any step that fits in memory, and within what PIL and torch index
 MAX_STROKES = 10000  # the rasterizer's memory grows with strokes x pixels
+EARLY_STOP_GAIN = 0.01  # the relative fall of the mean loss that counts as progress (early_stop)
 MAX_CANDIDATES = 64  # diffusion starting noises: each is held in memory until the choice
 MAX_FEATHER = 4096  # px: the blur kernel is 4x this wide
 

@@ -111,6 +111,9 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
         raise ClipganError("diffusion runs cannot be resumed; run them again with the same seed for the same picture")
     if s.upscale is not None:
         raise ClipganError("--upscale refines with the VQGAN; it does not combine with --image-model diffusion")
+    if s.early_stop:
+        raise ClipganError("--early-stop ends an optimized run whose loss stalls; a diffusion run's steps are its "
+                           "noise schedule (leave --early-stop out)")
     s, models, seed = _prepared(s, models)
     side = s.size[0]
     device = models.device

@@ -42,6 +42,16 @@ def _snapshot(z: Tensor, opt: torch.optim.Optimizer, next_step: int) -> Callable
     return lambda: {"z": z.detach().cpu().clone(), "optimizer": copy.deepcopy(opt.state_dict()), "next_step": next_step}
 
 
+def stalled(losses: Sequence[float], window: int, gain: float) -> bool:
+    """Whether the mean of the last `window` losses is not `gain` (relative) below the mean of the
+    `window` before: the loss has stopped falling. Means, because each step's loss is noisy (random cutouts)."""
+    if window < 1 or len(losses) < 2 * window:
+        return False
+    recent = sum(losses[-window:]) / window
+    before = sum(losses[-2 * window:-window]) / window
+    return recent > before - gain * abs(before)
+
+
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     return OPTIMIZERS[name](params, lr=lr)
 

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from clipgan.config import Settings
+from clipgan.config import EARLY_STOP_GAIN, Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.devices import cpu_has_native_bf16, resolve_device, resolve_dtype  # noqa: F401  (re-exported)
 from clipgan.errors import ClipganError, ClipganNotice, brief
@@ -25,7 +25,7 @@ from clipgan.image_models import KINDS, FFTImage, ImageModel, PixelsImage, Strok
 from clipgan.io import load_rgb, to_tensor
 from clipgan.losses.terms import Guide, GuideSchedule, Target, standard_terms
 from clipgan.memory import check_memory
-from clipgan.optimize import Step, iterate
+from clipgan.optimize import Step, iterate, stalled
 from clipgan.prompts import parse_prompts, parse_story, part_at, split_prompts
 
 
@@ -218,6 +218,12 @@ def z_shape(settings: Settings, models: Models) -> tuple[int, ...]:
 # ---------------------------------------------------------------- targets
 
 
+def last_story_start(settings: Settings) -> int:
+    """The step at which the last part of the prompts' stories ("a ^ b") comes in (0 without one)."""
+    return max((start for p in split_prompts(settings.prompts)
+                for start, _ in parse_story(p, settings.iterations, settings.change_prompt_every)), default=0)
+
+
 def build_guides(settings: Settings, models: Models) -> GuideSchedule:
     """Guides for every perceptor; a callable schedule when a prompt tells a story ("a ^ b")."""
     stories = [parse_story(p, settings.iterations, settings.change_prompt_every)
@@ -301,7 +307,9 @@ def run_loop(s: Settings, models: Models, model: ImageModel, guides: GuideSchedu
              steps: int | None = None) -> tuple[Step, list[float]]:
     """The loop on `model` with the settings' loss terms (prompts, init pull, TV); returns the last
     step and the loss of every step. `resume` (a `resume_state(...)`) goes on after its step
-    exactly as if the run had not stopped: the model is loaded from it and the RNG put back."""
+    exactly as if the run had not stopped: the model is loaded from it and the RNG put back.
+    With `s.early_stop` the run ends once the loss stalls (not for a given number of `steps`:
+    an animation's frames each run exactly theirs)."""
     start_z = model.z.detach().clone()  # what init_weight pulls towards: the run's first z
     losses, start, opt_state, last = [], 0, None, None
     if resume is not None:  # the same draws as the first run up to here, then its saved state
@@ -313,10 +321,16 @@ def run_loop(s: Settings, models: Models, model: ImageModel, guides: GuideSchedu
     if steps is not None:
         options["steps"] = steps
     terms = standard_terms(guides, start_z, s.init_weight, s.tv_weight)
+    window = s.early_stop if steps is None else 0
+    settled = last_story_start(s) if window else 0  # a story's new part raises the loss: wait for the last one
     for last in iterate(model, terms, start=start, optimizer_state=opt_state, **options):
         losses.append(last.loss)
         if callback is not None:
             callback(last)
+        if window and last.index + 1 < options["steps"] and stalled(losses[settled:], window, EARLY_STOP_GAIN):
+            warnings.warn(f"stopped early at step {last.index + 1} of {options['steps']}: the loss fell less than "
+                          f"{EARLY_STOP_GAIN:.0%} over the last {window} steps (--early-stop)", ClipganNotice)
+            break
     if last is None:
         raise ClipganError("nothing left to do: that run had already finished")
     return last, losses

@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--guidance-scale", type=float)
     parser.add_argument("--scheduler")
+    parser.add_argument("--early-stop", type=int, help="stop each run once its loss stalls over this many steps")
+    parser.add_argument("--upscale", type=float, help="refine at this factor of --size after (coarse to fine)")
+    parser.add_argument("--upscale-steps", type=int)
     parser.add_argument("--candidates", type=int, help="diffusion: starting noises tried per picture")
     parser.add_argument("--clip", action="append", help="CLIP spec (ARCH:WEIGHTS or alias); repeat for an ensemble")
     parser.add_argument("--diffusion", help="a diffusers UNet folder (default: the bundled toy)")
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--picture", help="also save the first prompt's picture here (the README gallery)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "strokes", "lr", "guidance_scale", "scheduler", "diffusion",
-                                                             "candidates", "clip")
+                                                             "candidates", "clip", "upscale", "upscale_steps", "early_stop")
                  and v is not None}
     if "clip" in overrides:
         overrides["clip"] = tuple(overrides["clip"])

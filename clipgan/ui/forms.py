@@ -69,7 +69,7 @@ def to_settings(values: dict) -> Settings:
     if width is None or height is None:
         raise ClipganError("give both width and height (0 and 0: the model's own size)")
     changes = {k: v[k] for k in FORM_FIELDS if k in v}
-    for name in ("iterations", "cutn", "change_prompt_every", "upscale_steps", "seed", "strokes", "candidates"):
+    for name in ("iterations", "cutn", "change_prompt_every", "upscale_steps", "seed", "strokes", "candidates", "early_stop"):
         if name in changes:
             changes[name] = whole(changes[name], name.replace("_", "-"))
     if "upscale" in changes and not changes["upscale"]:

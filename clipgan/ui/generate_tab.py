@@ -40,6 +40,8 @@ def form(d: dict) -> dict[str, gr.components.Component]:
             c["cutn"] = gr.Number(d["cutn"], label="Cutouts", precision=0, minimum=1, elem_id="cutn")
             c["cut_pow"] = gr.Number(d["cut_pow"], label="Cutout size power")
             c["lr"] = gr.Number(d["lr"], label="Learning rate")
+            c["early_stop"] = gr.Number(d["early_stop"], label="Early stop: steps without progress (0: off)", precision=0,
+                                        minimum=0)
             c["optimizer"] = gr.Dropdown([o.value for o in Optimizer], value=d["optimizer"], label="Optimizer")
             c["cut_method"] = gr.Dropdown([m.value for m in CutMethod], value=d["cut_method"], label="Cutouts: method")
         with gr.Row():
