@@ -20,7 +20,6 @@ from clipgan.cli_options import augments as peer_augments
 from clipgan import cli_options as O
 from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings
 from clipgan.errors import ClipganError
-from clipgan import cli_options as O
 
 D, M, Z, R = Settings(), MorphOptions(), ZoomOptions(), RestyleOptions()
 
