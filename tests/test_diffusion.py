@@ -324,18 +324,30 @@ def test_feature_download_and_load(unet_dir, tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- the bundled toy model and its training
 
-@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
-def test_smoke_training_script_writes_a_loadable_folder(prediction, tmp_path, one_thread):
+@pytest.mark.parametrize("prediction, ranges", [("epsilon", "default"), ("v_prediction", "centred")])
+def test_smoke_training_script_writes_a_loadable_folder(prediction, ranges, tmp_path, one_thread):
     from clipgan.models.diffusion import load_diffusion
     from clipgan.toyworld.train_diffusion import main as train_main
 
-    train_main(["--out", str(tmp_path), "--quick", "--prediction", prediction])
+    train_main(["--out", str(tmp_path), "--quick", "--prediction", prediction, "--ranges", ranges])
     folder = tmp_path / "toy-diffusion"
     card = json.loads((folder / "card.json").read_text())
     model = load_diffusion(folder)
     assert card["parameters"] == sum(p.numel() for p in model.unet.parameters())
     assert model.size == card["train"]["size"] and card["train"]["steps"] == 3
     assert card["train"]["prediction"] == model.scheduler("ddim").config.prediction_type == prediction
+    assert card["train"]["ranges"] == ranges
+
+
+def test_centred_renders_put_every_shape_in_the_middle():
+    from clipgan.toyworld import render as rw
+    from clipgan.toyworld.train_diffusion import batch
+
+    specs = rw.sample_specs(50, 0, rw.CENTRED_RANGES)
+    assert all(s.x == 0 and s.y == 0 and 0.45 <= s.size <= 0.65 for s in specs)
+    x = batch(8, 32, torch.Generator().manual_seed(0), "centred")
+    assert x.shape == (8, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    torch.testing.assert_close(x, x.flip(-1))  # centred, upright shapes are their own mirror images
 
 
 def test_smoke_bundled_model_within_budget_and_runs(one_thread):

@@ -71,6 +71,10 @@ class SpecRanges:
 
 # Wider ranges for training: crops, zooms and small affine changes of the clean world.
 TRAIN_RANGES = SpecRanges(size=(0.3, 0.9), margin=0.55, angle=15.0, stretch=0.15)
+# Every shape at the centre, middling sizes: a narrow world a small prior learns quickly
+# (margin * smallest size = 1 leaves no room to move)
+CENTRED_RANGES = SpecRanges(size=(0.45, 0.65), margin=1 / 0.45)
+RANGES = {"default": SpecRanges(), "train": TRAIN_RANGES, "centred": CENTRED_RANGES}
 
 
 # Shape dimensions in unit coordinates, chosen so the five shapes have similar areas.
