@@ -51,6 +51,7 @@ VARIANTS: dict[str, dict | None] = {
     "low_memory": {"low_memory": True},
     "fast": {"dtype": "bf16", "channels_last": True},
     "bf16_low_memory": {"dtype": "bf16", "low_memory": True},
+    "compile": {"compile": True},
 }
 SPEED_DEFAULT = ("classic", "default", "bf16", "channels_last", "pooled_cutouts", "low_memory", "fast")
 MEMORY_DEFAULT = ("classic", "default", "low_memory", "bf16_low_memory")
@@ -64,6 +65,7 @@ NOTES = {
     "low_memory": "default + decoder gradient checkpointing",
     "fast": "default + bf16 autocast + channels_last",
     "bf16_low_memory": "default + bf16 autocast + decoder checkpointing",
+    "compile": "default + torch.compile of the decoder and CLIP's image tower (compile time not counted: warm-up)",
 }
 
 
