@@ -250,14 +250,14 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
 
     from clipgan.io import save_image, to_pil
     from clipgan.pipeline import draw_seed, resume_state, rng_state
-    from clipgan.run import generate as run_generate  # every image model
+    from clipgan.run import generate as run_generate, total_steps  # every image model
 
     drawn = settings.seed is None
     if drawn:  # drawn here so that intermediate saves carry it too
         settings = settings.replace(seed=draw_seed())
     # upscaled runs (clipgan.edit, two runs in one) are saved as they go, but not resumable
     resumable = settings.upscale is None and settings.image_model != "diffusion"  # neither can be resumed
-    total = settings.iterations + (settings.upscale_steps if settings.upscale is not None else 0)
+    total = total_steps(settings)
     bar, last, done = None, {}, 0  # done: steps so far over all runs (an upscale's refinement counts on)
     losses = list(resume.get("losses", [])) if resume else []
     video_every = job.save_every or 1

@@ -89,6 +89,11 @@ def _noise(seed: int, size: int, device, count: int = 1) -> list[Tensor]:
     return [torch.randn(1, 3, size, size, generator=g).to(device) for _ in range(count)]
 
 
+def denoising_steps(s: Settings) -> int:
+    """The steps a diffusion run of `s` makes: from an init image (not inpainting) it skips the first ones."""
+    return s.iterations - (skipped_steps(s.iterations, s.strength) if s.init_image and s.mask is None else 0)
+
+
 def steps_of(s: Settings, models: DiffusionModels, guides, noise: Tensor, seed: int, *,
              init: Tensor | None = None, known: Tensor | None = None, mask: Tensor | None = None) -> Iterator[DiffusionStep]:
     """The sampler for settings `s`, seeded: the scheduler's and the re-noising's draws come from
@@ -141,8 +146,7 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
     losses, last = [], None
     runs = [steps_of(s, models, guides, noise, seed, init=init, known=known, mask=mask)
             for noise in _noise(seed, side, device, s.candidates)]
-    steps = s.iterations - (skipped_steps(s.iterations, s.strength) if init is not None else 0)
-    prefix = max(1, math.ceil(CANDIDATE_SHARE * steps))
+    prefix = max(1, math.ceil(CANDIDATE_SHARE * denoising_steps(s)))
     if len(runs) > 1:  # the progress shows only the chosen run: say what the wait is
         warnings.warn(f"trying {len(runs)} starting noises for {prefix} steps each; the one CLIP likes best goes "
                       "on (--candidates 1: one run)", ClipganNotice)

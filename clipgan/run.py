@@ -9,6 +9,16 @@ from typing import Callable
 from clipgan.config import Settings
 
 
+def total_steps(s: Settings) -> int:
+    """The steps a run of `s` reports to its callback: an upscale's refinement counts on; a diffusion
+    run from an init image skips the first ones."""
+    if s.image_model == "diffusion":
+        from clipgan.diffuse import denoising_steps
+
+        return denoising_steps(s)
+    return s.iterations + (s.upscale_steps if s.upscale is not None else 0)
+
+
 def generate(prompts=(), *, models=None, callback: Callable | None = None, resume: dict | None = None, **settings):
     """Text (and image) prompts -> picture; keyword arguments are `Settings` fields (see
     `pipeline.generate`). With image_model "diffusion", `models` comes from

@@ -142,6 +142,7 @@ def test_a_diffusion_run_streams_from_the_models_the_form_names(unet_dir, tiny_s
     VQGAN's), a run streamed with previews, a picture equal to the API's; from an init image the
     step count is the part of the schedule the run makes."""
     import clipgan
+    from clipgan.run import total_steps
 
     s = Settings(prompts=["a red circle"], image_model="diffusion", diffusion=str(unet_dir), clip=tiny_settings["clip"],
                  cutn=2, device="cpu", seed=3, iterations=4, candidates=2)
@@ -150,7 +151,7 @@ def test_a_diffusion_run_streams_from_the_models_the_form_names(unet_dir, tiny_s
     assert runs.model_key(s) == runs.model_key(s.replace(vqgan="another"))  # the VQGAN plays no part
     models = runs.load_models_for(s)
     assert models.diffusion.size == 32
-    total = runs.total_steps(s)
+    total = total_steps(s)
     events = list(runs.stream(lambda cb: clipgan.generate(settings=s, models=models, callback=cb), threading.Event(), total))
     assert [e.step for e in events if e.kind == "step"] == [1, 2, 3, 4] and events[-1].kind == "done"
     assert events[-1].value.image.tobytes() == clipgan.generate(settings=s, models=models).image.tobytes()
@@ -158,7 +159,8 @@ def test_a_diffusion_run_streams_from_the_models_the_form_names(unet_dir, tiny_s
     from_picture = s.replace(init_image=str(tmp_path / "init.png"), strength=0.5)
     seen = []
     clipgan.generate(settings=from_picture, models=models, callback=seen.append)
-    assert runs.total_steps(from_picture) == len(seen) == 2
+    assert total_steps(from_picture) == len(seen) == 2
+    assert total_steps(from_picture.replace(mask="mask.png")) == 4  # inpainting runs the whole schedule
 
 
 def yield_from(gen, into: list):

@@ -9,7 +9,7 @@ import gradio as gr
 from clipgan.config import SCHEDULERS, Augment, CutMethod, InitNoise, Optimizer, Precision, Settings, Switch
 from clipgan.ui import forms
 from clipgan.ui.common import DEVICE, Context, diffusion_choices, follow, model_choices, page_errors, session, stopper
-from clipgan.ui.runs import keep_upload, load_models_for, model_key, save_result, stream, total_steps
+from clipgan.ui.runs import keep_upload, load_models_for, model_key, save_result, stream
 
 
 def form(d: dict) -> dict[str, gr.components.Component]:
@@ -110,7 +110,7 @@ def build(ctx: Context) -> None:
         values["image_prompt_files"] = [keep_upload(f, ctx.outdir) for f in values["image_prompt_files"] or []]
         s = forms.to_settings(values)
         from clipgan.pipeline import draw_seed
-        from clipgan.run import generate as run_generate
+        from clipgan.run import generate as run_generate, total_steps
 
         if s.seed is None:  # drawn here, so that a stopped run's picture carries it too
             s = s.replace(seed=draw_seed())

@@ -83,15 +83,6 @@ def load_models_for(s: Settings):
     return load_models(s)
 
 
-def total_steps(s: Settings) -> int:
-    """The steps a Generate run reports: a diffusion run from an init image skips the first ones."""
-    if s.image_model == "diffusion" and s.init_image:
-        from clipgan.image_models.diffusion import skipped_steps
-
-        return s.iterations - skipped_steps(s.iterations, s.strength)
-    return s.iterations + (s.upscale_steps if s.upscale is not None else 0)
-
-
 def preview_every(total: int) -> int:
     """About 20 previews per run: sending every step's picture would slow a fast run down."""
     return max(1, total // 20)
