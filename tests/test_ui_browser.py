@@ -103,9 +103,9 @@ def test_generate_preview_download_and_settings_again(page, tmp_path):
     page.get_by_role("tab", name="Generate").click()
     enter(page, "prompts", PROMPT)
     enter(page, "steps", str(STEPS))
-    enter(page, "seed", "5")
     page.get_by_text("Advanced").click()
     enter(page, "cutn", "4")
+    enter(page, "seed", "5")  # a text field last: a number field typed just before Generate can still be in flight
     page.evaluate(WATCH)
     page.locator("#generate").click()
     page.locator("#status").get_by_text("done").wait_for()
@@ -305,12 +305,12 @@ def test_generate_with_diffusion(page, tmp_path):
     page.get_by_role("tab", name="Generate").click()
     enter(page, "prompts", PROMPT)
     enter(page, "steps", "6")
-    enter(page, "seed", "8")
     enter(page, "width", "0")  # 0 x 0: the model's own size (a UNet makes only its own)
     enter(page, "height", "0")
     choose(page, "image-model", "diffusion")
     page.get_by_text("Diffusion (image model diffusion)").click()
     enter(page, "candidates", "2")
+    enter(page, "seed", "8")  # a text field last, as above
     page.locator("#generate").click()
     page.locator("#status").get_by_text("done: 6 steps, seed 8").wait_for()
     with page.expect_download() as download:
