@@ -96,6 +96,17 @@ class ClipTrainConfig:
     adv_eps: float = 0.0
     adv_steps: int = 3
     adv_warmup: int = 0  # steps over which the radius grows from 0: robust training from scratch
+    # Guided negatives (negatives.py): this share of each batch is pictures a guided run drew
+    # against this very CLIP, refreshed every guided_every steps; needs a toy VQGAN folder.
+    guided_share: float = 0.0
+    guided_every: int = 100
+    guided_n: int = 32
+    guided_keep: tuple[int, ...] = (20, 40, 60)
+    recon_share: float = 0.0  # share of renders seen through the VQGAN (with guided negatives)
+    # "shapeless": a guided picture is taught as a blob of the asked colours; "against": it only
+    # competes with a render of its own caption for that caption (a discriminator's view)
+    guided_label: str = "shapeless"
+    vqgan_dir: str | None = None
 
 
 def build(arch: ClipArch) -> torch.nn.Module:
@@ -217,7 +228,8 @@ def blobs(n: int, size: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Te
 def contrastive(img: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale) -> torch.Tensor:
     """Multi-positive symmetric InfoNCE on normalized features; pos (B, T) marks true captions."""
     logits = scale * img @ txt.T
-    i2t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    rows = pos.sum(1) > 0  # images no caption describes only count as negatives for the texts
+    i2t = -(pos[rows] / pos[rows].sum(1, keepdim=True) * logits[rows].log_softmax(1)).sum(1).mean()
     has = pos.sum(0) > 0  # texts with at least one matching image in the batch
     pt = pos[:, has]
     t2i = -(pt / pt.sum(0, keepdim=True) * logits[:, has].log_softmax(0)).sum(0).mean()
@@ -259,8 +271,10 @@ def lr_at(step: int, cfg: ClipTrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0) -> tuple[torch.nn.Module, dict]:
-    """Train a CLIP on fresh renders; returns the model (fp32, eval mode) and a log."""
+def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=None) -> tuple[torch.nn.Module, dict]:
+    """Train a CLIP on fresh renders; returns the model (fp32, eval mode) and a log.
+
+    pool: a negatives.Pool, with cfg.guided_share (passed in: negatives.py builds on this module)."""
     from tqdm import tqdm
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -275,15 +289,34 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0) -> tup
     tokens = bank.tokens[:, : bank.length]
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98))
     n_var = len(bank.texts)
+    if cfg.guided_share and pool is None:
+        raise ValueError("guided negatives need a negatives.Pool (see train.run_clip)")
     t0 = time.time()
     log = []
     bar = tqdm(range(cfg.steps), desc="toy-clip", disable=not progress,
                position=position, mininterval=2)
     for step in bar:
         n_blob = round(cfg.batch * cfg.blob_share)
-        specs = rw.sample_specs(cfg.batch - n_blob, g, rw.TRAIN_RANGES)
+        n_guided = round(cfg.batch * cfg.guided_share)
+        if pool is not None and pool.maybe_refresh(model, step, g):
+            bar.write(f"step {step}: {len(pool.images)} guided negatives")
+        specs = rw.sample_specs(cfg.batch - n_blob - n_guided, g, rw.TRAIN_RANGES)
         x = rw.render_batch(specs, cfg.arch.image_size)
         lab = spec_labels(specs)
+        if pool is not None:
+            x = pool.reconstruct(x, g)
+            gx, gl = pool.sample(n_guided, g)
+            if cfg.guided_label == "against":  # each beside a render of what it was asked to be
+                k = n_guided // 2
+                gx, gl = gx[:k], gl[:k]
+                partners = pool.partners(gl, g)
+                x = torch.cat([x, rw.render_batch(partners, cfg.arch.image_size)])
+                lab = torch.cat([lab, spec_labels(partners)])
+                gl = torch.full_like(gl, -3)  # no caption is true of it
+            else:
+                gl = gl.clone()
+                gl[:, 2] = -2
+            x, lab = torch.cat([x, gx]), torch.cat([lab, gl])
         if n_blob:
             bx, bl = blobs(n_blob, cfg.arch.image_size, g)
             x = torch.cat([x, bx])
@@ -292,7 +325,7 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0) -> tup
         x = augment(x, cfg, g)
         # texts: all canonical captions + one random other phrasing per image
         extra = torch.randint(n_var, (cfg.batch,), generator=g)
-        idx = torch.cat([bank.canonical, extra] + ([bank.shapeless] if n_blob else [])).unique()
+        idx = torch.cat([bank.canonical, extra] + ([bank.shapeless] if n_blob or n_guided else [])).unique()
         pos = bank.consistent(idx, lab).float()  # (B, T)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)

@@ -46,7 +46,12 @@ def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, positio
     torch.set_num_threads(threads)
     cfg = clip_mod.ClipTrainConfig(steps=steps, seed=seed, eval_n=eval_n, bf16=bf16, **(clip_options or {}))
     cfg.warmup = min(cfg.warmup, max(1, steps // 10))
-    model, log = clip_mod.train(cfg, progress=True, position=position)
+    pool = None
+    if cfg.guided_share:
+        from clipgan.toyworld.negatives import Pool
+
+        pool = Pool(cfg.vqgan_dir, cfg.guided_n, cfg.guided_every, tuple(cfg.guided_keep), recon=cfg.recon_share)
+    model, log = clip_mod.train(cfg, progress=True, position=position, pool=pool)
     cfg_path, w_path = clip_mod.save(model, cfg.arch, Path(out))
     # measure what was saved, loaded back the way the package loads it
     model = clip_mod.load(cfg_path, w_path)
@@ -129,6 +134,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="steps over which the PGD radius grows from 0 to --adv-eps")
     p.add_argument("--clip-width", type=int, default=clip_mod.ClipArch.resnet_width,
                    help="width of the CLIP's ResNet image tower")
+    p.add_argument("--guided-share", type=float, default=d.guided_share,
+                   help="share of each CLIP batch drawn by guided runs against the CLIP itself (negatives)")
+    p.add_argument("--guided-every", type=int, default=d.guided_every, help="steps between fresh guided negatives")
+    p.add_argument("--guided-n", type=int, default=d.guided_n, help="guided runs per refresh")
+    p.add_argument("--guided-label", choices=["shapeless", "against"], default=d.guided_label,
+                   help="guided negatives: taught as shapeless blobs, or only as losing to a render of their caption")
+    p.add_argument("--guided-keep", type=int, nargs="+", default=list(d.guided_keep),
+                   help="steps of each guided run whose pictures are kept")
+    p.add_argument("--recon-share", type=float, default=d.recon_share,
+                   help="with guided negatives: share of renders seen through the VQGAN")
+    p.add_argument("--vqgan-dir", default="clipgan/checkpoints",
+                   help="toy VQGAN folder the guided negatives are drawn with")
+    p.add_argument("--threads", type=int, help="torch threads for a one-process run (default: every core)")
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
     return p.parse_args(argv)
@@ -154,7 +172,10 @@ def main(argv=None) -> dict:
         bf16 = cpu_has_native_bf16()
     clip_options = {"lr": a.clip_lr, "init_from": a.clip_init, "blob_share": a.blob_share,
                     "adv_eps": a.adv_eps, "adv_steps": a.adv_steps, "adv_warmup": a.adv_warmup,
-                    "arch": clip_mod.ClipArch(resnet_width=a.clip_width)}
+                    "arch": clip_mod.ClipArch(resnet_width=a.clip_width),
+                    "guided_share": a.guided_share, "guided_every": a.guided_every, "guided_n": a.guided_n,
+                    "recon_share": a.recon_share,
+                    "guided_label": a.guided_label, "guided_keep": tuple(a.guided_keep), "vqgan_dir": a.vqgan_dir if a.guided_share else None}
     if a.clip_init:  # a copy: the run may overwrite the very file it starts from
         import shutil
         import tempfile
@@ -167,7 +188,7 @@ def main(argv=None) -> dict:
     cores = os.cpu_count() or 1
     if a.sequential or len(names) == 1 or cores < 2:
         for i, n in enumerate(names):
-            results[n] = runners[n](str(out), steps[n], a.seed, evals[n], cores, 0, bf16, *extra.get(n, ()))
+            results[n] = runners[n](str(out), steps[n], a.seed, evals[n], a.threads or cores, 0, bf16, *extra.get(n, ()))
     else:
         # spawn: a clean interpreter per worker, one thread each
         with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:

@@ -1,0 +1,114 @@
+"""Hard negatives from guidance itself: what a guided run draws against the CLIP being trained.
+
+A guided run against a small CLIP ends at pictures the CLIP scores as the prompt but whose
+shape is not there (colour blobs). Fed back into the CLIP's training as shapeless pictures
+(no caption naming a shape is true of them), they teach it to refuse exactly the pictures its
+gradient leads to; the next round's guidance must then find something closer to the shape.
+The runs here are the guided loop in miniature: a batch of VQGAN latents from random codes,
+Adam, the cutouts' augmentations at 64 px (where a crop is the whole picture), spherical loss.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from clipgan.toyworld import render as rw
+
+
+def load_vqgan(folder):
+    """The bundled-format toy VQGAN from folder (toy-vqgan.yaml + .ckpt), as the package loads it."""
+    from pathlib import Path
+
+    from clipgan.models.vqgan import load_vqgan as load
+
+    folder = Path(folder)
+    return load(folder / "toy-vqgan.yaml", folder / "toy-vqgan.ckpt").eval().requires_grad_(False)
+
+
+def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...], g: torch.Generator,
+           lr: float = 0.1, copies: int = 4, size: int = 64) -> list[torch.Tensor]:
+    """Pictures (N, 3, size, size) of a batched guided run at each step count in keep (1-based)."""
+    from clipgan.cutouts import CutoutConfig, Cutouts
+    from clipgan.losses.functions import spherical_distance
+    from clipgan.image_models.vqgan import synth
+    from clipgan.toyworld.clip import normalize
+
+    import open_clip
+
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    n, f = len(specs), vqgan.factor
+    book = vqgan.codebook.detach()
+    idx = torch.randint(book.shape[0], (n, size // f, size // f), generator=g)
+    z = book[idx].movedim(-1, 1).clone().requires_grad_(True)
+    lo, hi = book.min(0).values.view(1, -1, 1, 1), book.max(0).values.view(1, -1, 1, 1)
+    with torch.no_grad():
+        target = F.normalize(clip.encode_text(tok([rw.caption(s) for s in specs])).float(), dim=-1)
+    augs = Cutouts(size, CutoutConfig(cutn=copies))
+    opt = torch.optim.Adam([z], lr=lr)
+    out = []
+    was = clip.training
+    clip.eval().requires_grad_(False)
+    for step in range(1, max(keep) + 1):
+        image = synth(vqgan, z)
+        crops = augs._augment(image.repeat(copies, 1, 1, 1))
+        emb = F.normalize(clip.encode_image(normalize(crops.clamp(0, 1))).float(), dim=-1)
+        d = spherical_distance(emb, target)  # (copies * n, n): crop k*n+i belongs to prompt i
+        loss = d[torch.arange(copies * n), torch.arange(n).repeat(copies)].mean() * n
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            z.copy_(torch.maximum(torch.minimum(z, hi), lo))
+            if step in keep:
+                out.append(synth(vqgan, z).detach())
+    clip.requires_grad_(True).train(was)
+    return out
+
+
+class Pool:
+    """Guided pictures gathered over training, refreshed every `every` steps against the current CLIP.
+
+    Labels are the asked (fg, bg, shape), as spec_labels gives them.
+    """
+
+    def __init__(self, vqgan_dir, n: int, every: int, keep: tuple[int, ...], capacity: int = 1024,
+                 recon: float = 0.0):
+        self.vqgan = load_vqgan(vqgan_dir)
+        self.n, self.every, self.keep, self.capacity, self.recon = n, every, keep, capacity, recon
+        self.images = torch.empty(0, 3, 64, 64)
+        self.labels = torch.empty(0, 3, dtype=torch.long)
+
+    def maybe_refresh(self, model, step: int, g: torch.Generator) -> bool:
+        if step % self.every:
+            return False
+        specs = rw.sample_specs(self.n, g, rw.TRAIN_RANGES)
+        shots = guided(model, self.vqgan, specs, max(self.keep), self.keep, g)
+        from clipgan.toyworld.clip import spec_labels
+
+        lab = spec_labels(specs)  # what each was asked to be
+        self.images = torch.cat([self.images, *shots])[-self.capacity:]
+        self.labels = torch.cat([self.labels, *[lab] * len(shots)])[-self.capacity:]
+        return True
+
+    def sample(self, k: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        pick = torch.randint(len(self.images), (k,), generator=g)
+        return self.images[pick], self.labels[pick]
+
+    @staticmethod
+    def partners(labels: torch.Tensor, g: torch.Generator) -> list[rw.Spec]:
+        """Fresh specs of the asked colours and shapes, placed at random."""
+        from dataclasses import replace
+
+        specs = rw.sample_specs(len(labels), g, rw.TRAIN_RANGES)
+        return [replace(s, fg=rw.COLOR_NAMES[f], bg=rw.COLOR_NAMES[b], shape=rw.SHAPES[sh])
+                for s, (f, b, sh) in zip(specs, labels.tolist())]
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """A share of the renders through the VQGAN: its look is not what makes a picture wrong."""
+        k = round(len(x) * self.recon)
+        if k:
+            x = x.clone()
+            x[:k] = self.vqgan.decode(self.vqgan.encode(x[:k])).add(1).div(2).clamp(0, 1)
+        return x

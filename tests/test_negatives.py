@@ -1,0 +1,72 @@
+"""Guided negatives for the toy CLIP's training (clipgan.toyworld.negatives) and the loss they enter."""
+
+import math
+from pathlib import Path
+
+import torch
+
+from clipgan.toyworld import clip as cm
+from clipgan.toyworld import negatives as ng
+from clipgan.toyworld import render as rw
+
+CKPT = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def test_contrastive_counts_an_undescribed_image_only_as_a_negative():
+    """Row 1 has no true caption: it leaves the image-to-text term alone and enters text 0's
+    softmax over images; by hand, loss = (-log p(text 0 | image 0) - log p(image 0 | text 0)) / 2."""
+    img = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.6, 0.8]]), dim=-1).requires_grad_(True)
+    txt = torch.nn.functional.normalize(torch.tensor([[1.0, 0.2], [0.0, 1.0]]), dim=-1)
+    pos = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    loss = cm.contrastive(img, txt, pos, 10.0)
+    L = 10.0 * img.detach() @ txt.T
+    i2t = -(L[0, 0] - torch.logsumexp(L[0], 0))
+    t2i = -(L[0, 0] - torch.logsumexp(L[:, 0], 0))
+    assert math.isclose(loss.item(), ((i2t + t2i) / 2).item(), rel_tol=1e-5)
+    loss.backward()
+    # the negative is pushed away from text 0 and not pulled toward any text
+    assert float(img.grad[1] @ txt[0]) > 0
+    assert torch.isfinite(img.grad).all()
+
+
+def test_guided_runs_raise_the_clip_score_and_are_seeded():
+    clip = cm.load(CKPT / "toy-clip.json", CKPT / "toy-clip.safetensors")
+    vq = ng.load_vqgan(CKPT)
+    specs = rw.sample_specs(2, 5)
+
+    def run():
+        torch.manual_seed(0)  # kornia's augmentations draw from torch's generator
+        return ng.guided(clip, vq, specs, 12, (1, 12), torch.Generator().manual_seed(3))
+
+    first, last = run()
+    assert first.shape == last.shape == (2, 3, 64, 64)
+    assert 0 <= float(last.min()) and float(last.max()) <= 1
+    import open_clip
+
+    with torch.no_grad():
+        t = torch.nn.functional.normalize(clip.encode_text(open_clip.get_tokenizer("ViT-B-32")(
+            [rw.caption(s) for s in specs])).float(), dim=-1)
+        sim = lambda x: (torch.nn.functional.normalize(clip.encode_image(cm.normalize(x)).float(), dim=-1) * t).sum(1)  # noqa: E731
+    assert (sim(last) > sim(first)).all()
+    again = run()
+    assert torch.equal(again[1], last)
+    assert all(p.requires_grad for p in clip.parameters())  # the CLIP is handed back trainable
+
+
+def test_partners_keep_the_asked_colours_and_shape_and_move_the_shape():
+    labels = cm.spec_labels([rw.Spec("star", "red", "blue"), rw.Spec("cross", "white", "black")])
+    specs = ng.Pool.partners(labels, torch.Generator().manual_seed(0))
+    assert [(s.shape, s.fg, s.bg) for s in specs] == [("star", "red", "blue"), ("cross", "white", "black")]
+    assert len({(s.x, s.y, s.size) for s in specs}) == 2
+
+
+def test_quick_training_with_guided_negatives(tmp_path):
+    from clipgan.toyworld import train
+
+    for label in ("shapeless", "against"):
+        card = train.main(["--out", str(tmp_path / label), "--quick", "--only", "clip", "--threads", "1",
+                           "--guided-share", "0.25", "--guided-n", "2", "--guided-keep", "1", "2",
+                           "--guided-label", label, "--recon-share", "0.5", "--vqgan-dir", str(CKPT)])
+        t = card["clip"]["train"]
+        assert t["guided_label"] == label and t["guided_keep"] == [1, 2] and t["recon_share"] == 0.5
+        assert math.isfinite(t["final_loss"])
