@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from clipgan.toyworld import render as rw
+from clipgan.toyworld.clip import normalize, spec_labels
 
 
 def load_vqgan(folder):
@@ -29,28 +30,27 @@ def load_vqgan(folder):
 def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...], g: torch.Generator,
            lr: float = 0.1, copies: int = 4, size: int = 64) -> list[torch.Tensor]:
     """Pictures (N, 3, size, size) of a batched guided run at each step count in keep (1-based)."""
-    from clipgan.cutouts import CutoutConfig, Cutouts
-    from clipgan.losses.functions import spherical_distance
-    from clipgan.image_models.vqgan import synth
-    from clipgan.toyworld.clip import normalize
-
     import open_clip
+
+    from clipgan.cutouts import CutoutConfig, Cutouts
+    from clipgan.image_models.vqgan import VQGANImage
+    from clipgan.losses.functions import spherical_distance
 
     tok = open_clip.get_tokenizer("ViT-B-32")
     n, f = len(specs), vqgan.factor
     book = vqgan.codebook.detach()
     idx = torch.randint(book.shape[0], (n, size // f, size // f), generator=g)
-    z = book[idx].movedim(-1, 1).clone().requires_grad_(True)
-    lo, hi = book.min(0).values.view(1, -1, 1, 1), book.max(0).values.view(1, -1, 1, 1)
+    model = VQGANImage(vqgan, book[idx].movedim(-1, 1))  # a batch of latents: render and clamp work alike
     with torch.no_grad():
         target = F.normalize(clip.encode_text(tok([rw.caption(s) for s in specs])).float(), dim=-1)
     augs = Cutouts(size, CutoutConfig(cutn=copies))
-    opt = torch.optim.Adam([z], lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     out = []
     was = clip.training
     clip.eval().requires_grad_(False)
     for step in range(1, max(keep) + 1):
-        image = synth(vqgan, z)
+        image = model()
+        # Cutouts.forward crops one picture; at 64 px a crop is the whole picture, so only the augmentations
         crops = augs._augment(image.repeat(copies, 1, 1, 1))
         emb = F.normalize(clip.encode_image(normalize(crops.clamp(0, 1))).float(), dim=-1)
         d = spherical_distance(emb, target)  # (copies * n, n): crop k*n+i belongs to prompt i
@@ -58,10 +58,10 @@ def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...],
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        with torch.no_grad():
-            z.copy_(torch.maximum(torch.minimum(z, hi), lo))
-            if step in keep:
-                out.append(synth(vqgan, z).detach())
+        model.project()
+        if step in keep:
+            with torch.no_grad():
+                out.append(model())
     clip.requires_grad_(True).train(was)
     return out
 
@@ -84,8 +84,6 @@ class Pool:
             return False
         specs = rw.sample_specs(self.n, g, rw.TRAIN_RANGES)
         shots = guided(model, self.vqgan, specs, max(self.keep), self.keep, g)
-        from clipgan.toyworld.clip import spec_labels
-
         lab = spec_labels(specs)  # what each was asked to be
         self.images = torch.cat([self.images, *shots])[-self.capacity:]
         self.labels = torch.cat([self.labels, *[lab] * len(shots)])[-self.capacity:]

@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from clipgan.models.registry import bundled_dir
 from clipgan.toyworld import classifier as cls_mod
 from clipgan.toyworld import clip as clip_mod
 from clipgan.toyworld import render as rw
@@ -144,8 +145,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="steps of each guided run whose pictures are kept")
     p.add_argument("--recon-share", type=float, default=d.recon_share,
                    help="with guided negatives: share of renders seen through the VQGAN")
-    p.add_argument("--vqgan-dir", default="clipgan/checkpoints",
-                   help="toy VQGAN folder the guided negatives are drawn with")
+    p.add_argument("--vqgan-dir", help="toy VQGAN folder the guided negatives are drawn with (default: the bundled one)")
     p.add_argument("--threads", type=int, help="torch threads for a one-process run (default: every core)")
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
@@ -175,7 +175,7 @@ def main(argv=None) -> dict:
                     "arch": clip_mod.ClipArch(resnet_width=a.clip_width),
                     "guided_share": a.guided_share, "guided_every": a.guided_every, "guided_n": a.guided_n,
                     "recon_share": a.recon_share,
-                    "guided_label": a.guided_label, "guided_keep": tuple(a.guided_keep), "vqgan_dir": a.vqgan_dir if a.guided_share else None}
+                    "guided_label": a.guided_label, "guided_keep": tuple(a.guided_keep), "vqgan_dir": (a.vqgan_dir or str(bundled_dir())) if a.guided_share else None}
     if a.clip_init:  # a copy: the run may overwrite the very file it starts from
         import shutil
         import tempfile
