@@ -345,15 +345,15 @@ def _resumed(resume: dict | None, s: Settings, models: "Models") -> dict:
     want = {"z": z_shape(s, models), "image": (1, 3, h, w), "previous": (1, 3, h, w)}
 
     def check(value, name):
-        if isinstance(value, dict):
-            for k, v in value.items():
-                check(v, k if isinstance(k, str) else name)
-        elif name in want and value is not None:
+        if name in want and value is not None:  # before the dict case: a dict where a tensor belongs is refused too
             if not isinstance(value, torch.Tensor):  # an edited state: a list where a tensor belongs
                 raise ClipganError(f"resume: the carry's {name} is not a tensor but {brief(value)}")
             if tuple(value.shape) != want[name] or not value.is_floating_point():
                 raise ClipganError(f"resume: the carry's {name} is {tuple(value.shape)}, but this run's is {want[name]} "
                                    "(a state of another size or model)")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                check(v, k if isinstance(k, str) else name)
 
     check({k: v for k, v in resume.items() if k not in ("rng", "cuda_rng")}, "carry")
     restore_rng(resume)

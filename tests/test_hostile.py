@@ -393,6 +393,7 @@ def zoom_state(tiny_loaded, tmp_path_factory) -> dict:
 @example(where="carry", key="image", value=torch.zeros(1, 3, 16, 16))
 @example(where="carry", key="next", value=-1)
 @example(where="carry", key="image", value=[])  # found by this test: a list where the frame's tensor belongs
+@example(where="carry", key="image", value={})  # found by this test under load: a dict there was walked into, not refused
 @example(where="job", key="options", value={"zoomm": 2})
 @example(where="job", key="kind", value="morph")
 def test_every_animation_state_field_is_refused_or_resumed(zoom_state, tmp_path, capsys, where, key, value):
