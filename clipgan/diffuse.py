@@ -164,14 +164,15 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
 # ---------------------------------------------------------------- morphs
 
 def morph_frames(prompts: list[str], frames_per_transition: int, *, loop: bool = False,
-                 models: DiffusionModels | None = None, **settings) -> Iterator:
+                 models: DiffusionModels | None = None, callback: Callable[[DiffusionStep], None] | None = None,
+                 **settings) -> Iterator:
     """animate.Frame's going from prompt to prompt, `animate.morph_frame_count` of them.
 
     Keyframe j is a plain guided run from the noise of seed + j (with loop, the last transition
     returns to keyframe 0's noise). A frame at blend w between keyframes j and j+1 starts from
     slerp(noise_j, noise_j+1, w) and is guided by prompt j at weight 1 - w and prompt j+1 at w.
     DDIM is deterministic and every frame uses the same cutouts, so frames close in w start close
-    and end close: the video changes smoothly."""
+    and end close: the video changes smoothly. `callback` sees every denoising step of every frame."""
     from clipgan.animate import Frame, _blend, slerp
     from clipgan.runsetup import build_guides
 
@@ -196,7 +197,8 @@ def morph_frames(prompts: list[str], frames_per_transition: int, *, loop: bool =
             torch.manual_seed(seed)  # the same cutouts for every frame: only the blend moves
             last = None
             for last in steps_of(s, models, _blend(guides[j], guides[j + 1], w), noise, seed):
-                pass
+                if callback is not None:
+                    callback(last)
             yield Frame(index, last.image, noise, seed, last.loss, (keys[j], keys[j + 1]),
                         j if k == 0 else (j + 1 if w == 1 else None), w if w < 1 else 0.0)
             index += 1

@@ -223,6 +223,27 @@ def test_morph_total_steps_counts_the_callbacks(tiny_loaded, one_thread):
         assert len(count) == total_steps(2, o, kw["iterations"]) and frames
 
 
+def test_a_diffusion_morph_from_the_row_counts_its_steps_and_frames(unet_dir, tiny_settings, one_thread):
+    """The Morph tab with image model "diffusion": the row's values name the UNet, every frame is a
+    whole denoising run (mode and steps per frame are the VQGAN morph's), and the page's step total
+    is what the callback sees."""
+    from clipgan.animate import MorphOptions, morph_frame_count
+    from clipgan.ui.common import run_settings
+    from clipgan.ui.morph_tab import frames_of, total_steps
+
+    s = run_settings({"iterations": 3.0, "seed": "5", "cutn": 2.0, "vqgan": "ignored", "clip": list(tiny_settings["clip"]),
+                      "image_model": "diffusion", "diffusion": str(unet_dir)})
+    assert (s.image_model, s.diffusion, s.iterations, s.seed) == ("diffusion", str(unet_dir), 3, 5)
+    models = runs.load_models_for(s)
+    for loop in (False, True):
+        o = MorphOptions(frames_per_transition=2, steps_per_frame=7, loop=loop)
+        count = []
+        frames = list(frames_of(["red", "blue"], o, s, models, count.append))
+        assert len(frames) == morph_frame_count(2, 2, loop)
+        assert len(count) == total_steps(2, o, 3, "diffusion") == 3 * len(frames)
+    assert run_settings({"iterations": 3.0, "seed": "", "cutn": 2.0, "vqgan": "v", "clip": []}).image_model == "vqgan"
+
+
 def test_clip_rows_rank_the_matching_picture_first(tmp_path):
     from clipgan.io import to_pil
     from clipgan.toyworld.render import Spec, render

@@ -60,12 +60,27 @@ def field(page, elem_id: str):
     return page.locator(f"#{elem_id} :is(textarea, input)").first
 
 
+SAVED = r"done.*saved (\S+[.]png)"
+
+
 def run_and_download(page, tab: str, path) -> None:
-    """Runs an Edit sub-tab (`#TAB-run`), waits for its status to say done, saves its PNG to path."""
+    """Runs an Edit sub-tab (`#TAB-run`), waits for its status to say done, saves its PNG to path.
+    An earlier run's "done · saved NAME" may still be there (under a progress overlay, even), so
+    the wait is for another NAME: every run saves under a name of its own."""
+    status = page.locator(f"#{tab}-status")
+    before = (re.findall(SAVED, status.inner_text()) or [None])[-1]
     page.locator(f"#{tab}-run").click()
-    page.locator(f"#{tab}-status").get_by_text("done").wait_for()
-    with page.expect_download() as download:
-        page.locator(f"#{tab}-download").click()
+    page.wait_for_function("([sel, re, before]) => { const m = [...document.querySelector(sel).innerText"
+                           ".matchAll(new RegExp(re, 'g'))].pop(); return m && m[1] !== before; }",
+                           arg=[f"#{tab}-status", SAVED, before])
+    name = re.findall(SAVED, status.inner_text())[-1]
+    for _ in range(20):  # the button can still hold the earlier PNG for a moment after the status changed
+        with page.expect_download() as download:
+            page.locator(f"#{tab}-download").click()
+        if download.value.suggested_filename == name:
+            break
+        page.wait_for_timeout(250)
+    assert download.value.suggested_filename == name
     download.value.save_as(path)
 
 
@@ -323,3 +338,57 @@ def test_generate_with_diffusion(page, tmp_path):
     assert picture.size == (32, 32)  # the bundled UNet's own size
     assert picture.tobytes() == clipgan.generate(settings=settings).image.tobytes()
     choose(page, "image-model", "vqgan")  # the form as the other tests expect it
+
+
+def test_morph_with_diffusion(page):
+    """The Morph tab's image model "diffusion": every frame a denoising run of the bundled UNet."""
+    from clipgan.video import read_video_info
+
+    page.get_by_role("tab", name="Morph").click()
+    enter(page, "morph-prompts", "a red circle\na blue square")
+    for elem_id, value in (("morph-frames", "1"), ("morph-steps", "2"), ("morph-cutn", "2")):
+        enter(page, elem_id, value)
+    choose(page, "morph-image-model", "diffusion")
+    page.locator("#morph-run").click()
+    page.locator("#morph-status").get_by_text("2 of 2 frames").wait_for()
+    src = page.locator("#morph-video video").get_attribute("src")
+    assert read_video_info(src.split("file=", 1)[1])[0] == 2
+    choose(page, "morph-image-model", "vqgan")  # the form as the other tests expect it
+
+
+def test_edit_inpaints_with_diffusion(page, tmp_path):
+    """Inpainting with the bundled UNet: outside the painted part the picture is kept exactly, and the
+    PNG's settings name the diffusion model, the picture and the mask; outpainting says it needs the VQGAN."""
+    import numpy as np
+    from PIL import Image
+
+    from clipgan.io import read_settings
+
+    blue = (30, 70, 220)
+    Image.new("RGB", (32, 32), blue).save(tmp_path / "blue32.png")
+    page.get_by_role("tab", name="Edit").click()
+    page.get_by_role("tab", name="Inpaint").click()
+    page.locator("#inpaint-editor input[type=file]").set_input_files(str(tmp_path / "blue32.png"))
+    page.locator("#inpaint-editor").get_by_text(re.compile(r"^\d+%$")).wait_for()
+    box = page.locator("#inpaint-editor canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 20, cy - 20)
+    page.mouse.down()
+    page.mouse.move(cx + 20, cy + 20, steps=8)
+    page.mouse.up()
+    enter(page, "edit-prompts", "a red circle")
+    for elem_id, value in (("edit-steps", "3"), ("edit-cutn", "2"), ("inpaint-feather", "0")):
+        enter(page, elem_id, value)
+    choose(page, "edit-image-model", "diffusion")
+    run_and_download(page, "inpaint", tmp_path / "inpainted.png")
+    settings = read_settings(tmp_path / "inpainted.png")
+    assert (settings["image_model"], settings["iterations"]) == ("diffusion", 3)
+    mask = np.asarray(Image.open(settings["mask"]).convert("L")) > 127
+    assert 0 < mask.mean() < 0.7
+    out = np.asarray(Image.open(tmp_path / "inpainted.png").convert("RGB"))
+    assert out.shape == (32, 32, 3) and (out[~mask] == blue).all()
+    page.get_by_role("tab", name="Outpaint").click()
+    page.locator("#outpaint-source input[type=file]").set_input_files(str(tmp_path / "blue32.png"))
+    page.locator("#outpaint-run").click()
+    page.get_by_text("outpaint draws with the VQGAN").wait_for()
+    choose(page, "edit-image-model", "vqgan")

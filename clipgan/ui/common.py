@@ -115,6 +115,10 @@ def diffusion_choices() -> list[str]:
     return [e.name for e in DIFFUSION_MODELS.values() if is_present(e)] or [Settings().diffusion]
 
 
+# The image models the Morph and Edit tabs draw with (the optimized others have no morph or edit of their own)
+ROW_IMAGE_MODELS = ("vqgan", "diffusion")
+
+
 def settings_row(d: Settings, prefix: str) -> dict:
     """Steps, seed, cutouts and the model choice: the few settings the Morph and Edit tabs ask for."""
     vqgans, clips = model_choices()
@@ -122,13 +126,20 @@ def settings_row(d: Settings, prefix: str) -> dict:
         c = {"iterations": gr.Number(d.iterations, label="Steps", precision=0, minimum=1, elem_id=f"{prefix}-steps"),
              "seed": gr.Textbox("" if d.seed is None else str(d.seed), label="Seed (empty: random)"),
              "cutn": gr.Number(d.cutn, label="Cutouts", precision=0, minimum=1, elem_id=f"{prefix}-cutn"),
-             "vqgan": gr.Dropdown(vqgans, value=d.vqgan, label="VQGAN", allow_custom_value=True),
              "clip": gr.Dropdown(clips, value=list(d.clip), label="CLIP", multiselect=True, allow_custom_value=True)}
+    with gr.Row():
+        c["image_model"] = gr.Dropdown(list(ROW_IMAGE_MODELS), value=d.image_model, label="Image model",
+                                       elem_id=f"{prefix}-image-model")
+        c["vqgan"] = gr.Dropdown(vqgans, value=d.vqgan, label="VQGAN", allow_custom_value=True)
+        c["diffusion"] = gr.Dropdown(diffusion_choices(), value=d.diffusion, allow_custom_value=True,
+                                     label="Diffusion model (or a diffusers UNet folder)", elem_id=f"{prefix}-diffusion")
     return c
 
 
 def run_settings(values: dict, **more) -> Settings:
     """Settings from a settings_row's values (numbers arrive as floats or None)."""
-    return Settings().replace(iterations=whole(values["iterations"], "steps"), seed=whole(values["seed"], "seed"),
-                              cutn=whole(values["cutn"], "cutouts"), vqgan=values["vqgan"],
-                              clip=values["clip"] or list(Settings().clip), **more)
+    d = Settings()
+    return d.replace(iterations=whole(values["iterations"], "steps"), seed=whole(values["seed"], "seed"),
+                     cutn=whole(values["cutn"], "cutouts"), vqgan=values["vqgan"], clip=values["clip"] or list(d.clip),
+                     image_model=values.get("image_model") or d.image_model,
+                     diffusion=values.get("diffusion") or d.diffusion, **more)

@@ -12,7 +12,7 @@ from clipgan.edit import SIDES, upscale
 from clipgan.errors import ClipganError
 from clipgan.ui.common import DEVICE, Context, follow, page_errors, run_settings, session, settings_row, stopper
 from clipgan.ui.forms import lines
-from clipgan.ui.runs import keep_upload, model_key, save_result, stream
+from clipgan.ui.runs import keep_upload, load_models_for, model_key, save_result, stream
 
 MARGIN = 16  # px added on a side by default when outpainting
 UPSCALE_FACTOR = inspect.signature(upscale).parameters["factor"].default  # the library's own default
@@ -54,14 +54,16 @@ def build(ctx: Context) -> None:
         """A handler for one kind of edit: `work(values, s, models)` -> run(callback) -> Result."""
         @page_errors
         def handler(data: dict, request: gr.Request, progress=gr.Progress()):
-            from clipgan.pipeline import draw_seed, load_models
+            from clipgan.pipeline import draw_seed
 
             s = run_settings({k: data[v] for k, v in common.items()}, prompts=lines(data[prompts]))
             s = s if s.seed is not None else s.replace(seed=draw_seed())
+            if s.image_model == "diffusion" and kind != "inpaint":
+                raise ClipganError(f"{kind} draws with the VQGAN: choose the image model vqgan (diffusion inpaints only)")
             run, total = kinds[kind](data, s)
             flag = ctx.stops.fresh(session(request))
             yield {status: "loading models…", download: gr.update(visible=False)}
-            models = ctx.models.get(model_key(s), lambda: load_models(s))
+            models = ctx.models.get(model_key(s), lambda: load_models_for(s))
             end = yield from follow(stream(lambda cb: run(models, cb), flag, total), total, progress,
                                     picture, status)
             if end.kind == "stopped":
@@ -95,6 +97,12 @@ def build(ctx: Context) -> None:
         picture.save(picture_path)
         mask.save(mask_path)  # files, so that the result's settings name them and can be rerun
         s = s.replace(feather=int(data[feather] or 0))
+        if s.image_model == "diffusion":  # the UNet redraws the mask at its own size, the rest kept at every step
+            import clipgan
+            from clipgan.run import total_steps
+
+            s = s.replace(init_image=str(picture_path), mask=str(mask_path))
+            return (lambda models, cb: clipgan.generate(settings=s, models=models, callback=cb)), total_steps(s)
         return (lambda models, cb: inpaint(s.prompts, str(picture_path), str(mask_path), models=models, callback=cb,
                                            settings=s)), s.iterations
     kinds["inpaint"] = inpaint_work

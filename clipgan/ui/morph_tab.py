@@ -10,13 +10,29 @@ from clipgan.config import DEFAULT_FPS, Settings
 from clipgan.errors import ClipganError
 from clipgan.ui.common import DEVICE, Context, follow, page_errors, run_settings, session, settings_row, stopper
 from clipgan.ui.forms import lines
-from clipgan.ui.runs import Stopped, model_key, stem, stream, unique
+from clipgan.ui.runs import Stopped, load_models_for, model_key, stem, stream, unique
 
 
-def total_steps(prompts: int, o: MorphOptions, key_steps: int) -> int:
-    """Steps the morph takes: each keyframe's, then each guided in-between frame's."""
-    between = morph_frame_count(prompts, o.frames_per_transition, o.loop) - prompts
-    return prompts * key_steps + (between * o.steps_per_frame if o.mode == "guided" else 0)
+def total_steps(prompts: int, o: MorphOptions, key_steps: int, image_model: str = "vqgan") -> int:
+    """Steps the morph takes: each keyframe's, then each guided in-between frame's; with
+    diffusion every frame is a whole denoising run of key_steps."""
+    frames = morph_frame_count(prompts, o.frames_per_transition, o.loop)
+    if image_model == "diffusion":
+        return frames * key_steps
+    return prompts * key_steps + ((frames - prompts) * o.steps_per_frame if o.mode == "guided" else 0)
+
+
+def frames_of(texts: list[str], o: MorphOptions, s, models, callback):
+    """The morph's frames with the settings' image model: diffusion denoises every frame (from slerped
+    noise, guided by blended prompts), so mode and steps per frame belong to the VQGAN morph only."""
+    if s.image_model == "diffusion":
+        from clipgan.diffuse import morph_frames
+
+        return morph_frames(texts, o.frames_per_transition, loop=o.loop, models=models, settings=s, callback=callback)
+    from clipgan import animate
+
+    return animate.morph(texts, settings=s, models=models, callback=callback,
+                         **{k: getattr(o, k) for k in ("frames_per_transition", "steps_per_frame", "mode", "loop")})
 
 
 def build(ctx: Context) -> None:
@@ -27,9 +43,9 @@ def build(ctx: Context) -> None:
             with gr.Row():
                 frames = gr.Number(o.frames_per_transition, label="Frames per transition", precision=0, minimum=1,
                                    elem_id="morph-frames")
-                per_frame = gr.Number(o.steps_per_frame, label="Steps per in-between frame", precision=0,
+                per_frame = gr.Number(o.steps_per_frame, label="Steps per in-between frame (VQGAN)", precision=0,
                                       minimum=1, elem_id="morph-per-frame")
-                mode = gr.Dropdown(list(MODES), value=o.mode, label="Mode")
+                mode = gr.Dropdown(list(MODES), value=o.mode, label="Mode (VQGAN)")
                 loop = gr.Checkbox(o.loop, label="Loop back to the first prompt")
             with gr.Row():
                 width = gr.Number(d.size[0] if d.size else 0, label="Width (0: the model's)", precision=0, minimum=0)
@@ -46,8 +62,7 @@ def build(ctx: Context) -> None:
 
     @page_errors
     def make(data: dict, request: gr.Request, progress=gr.Progress()):
-        from clipgan import animate
-        from clipgan.pipeline import draw_seed, load_models
+        from clipgan.pipeline import draw_seed
         from clipgan.video import VideoWriter, check_fps
 
         texts = lines(data[prompts])
@@ -59,18 +74,17 @@ def build(ctx: Context) -> None:
                             mode=data[mode], loop=bool(data[loop]))
         opts.validate()
         rate = check_fps(float(data[fps] or 0))
-        total = total_steps(len(texts), opts, s.iterations)
+        total = total_steps(len(texts), opts, s.iterations, s.image_model)
         path = unique(ctx.outdir, f"morph-{stem(texts)}-{s.seed}", ".mp4")
         flag = ctx.stops.fresh(session(request))
         yield {status: "loading models…", video: None}
-        models = ctx.models.get(model_key(s), lambda: load_models(s))
+        models = ctx.models.get(model_key(s), lambda: load_models_for(s))
 
         def work(callback):
             kept = 0
             with VideoWriter(path, fps=rate) as writer:
                 try:
-                    for frame in animate.morph(texts, settings=s, models=models, callback=callback,
-                                               **{k: getattr(opts, k) for k in ("frames_per_transition", "steps_per_frame", "mode", "loop")}):
+                    for frame in frames_of(texts, opts, s, models, callback):
                         writer.append(frame.image)
                         kept += 1
                 except Stopped:
