@@ -107,6 +107,12 @@ class ClipTrainConfig:
     # competes with a render of its own caption for that caption (a discriminator's view)
     guided_label: str = "shapeless"
     vqgan_dir: str | None = None
+    # Denoised estimates (denoised.py): this share of the renders is replaced by a toy UNet's
+    # estimate of the clean picture from the render noised to a timestep below denoised_t_max
+    # (a share of its schedule): what a guided diffusion run scores. Needs a diffusers UNet folder.
+    denoised_share: float = 0.0
+    denoised_t_max: float = 0.8
+    diffusion_dir: str | None = None
 
 
 def build(arch: ClipArch) -> torch.nn.Module:
@@ -271,10 +277,12 @@ def lr_at(step: int, cfg: ClipTrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=None) -> tuple[torch.nn.Module, dict]:
+def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=None,
+          denoised=None) -> tuple[torch.nn.Module, dict]:
     """Train a CLIP on fresh renders; returns the model (fp32, eval mode) and a log.
 
-    pool: a negatives.Pool, with cfg.guided_share (passed in: negatives.py builds on this module)."""
+    pool: a negatives.Pool, with cfg.guided_share (passed in: negatives.py builds on this module);
+    denoised: a denoised.Denoised, with cfg.denoised_share."""
     from tqdm import tqdm
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -291,6 +299,8 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=N
     n_var = len(bank.texts)
     if cfg.guided_share and pool is None:
         raise ValueError("guided negatives need a negatives.Pool (see train.run_clip)")
+    if cfg.denoised_share and denoised is None:
+        raise ValueError("denoised estimates need a denoised.Denoised (see train.run_clip)")
     t0 = time.time()
     log = []
     bar = tqdm(range(cfg.steps), desc="toy-clip", disable=not progress,
@@ -303,6 +313,8 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=N
         specs = rw.sample_specs(cfg.batch - n_blob - n_guided, g, rw.TRAIN_RANGES)
         x = rw.render_batch(specs, cfg.arch.image_size)
         lab = spec_labels(specs)
+        if denoised is not None:
+            x = denoised(x, g)
         if pool is not None:
             x = pool.reconstruct(x, g)
             gx, gl = pool.sample(n_guided, g)

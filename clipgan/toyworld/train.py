@@ -52,7 +52,12 @@ def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, positio
         from clipgan.toyworld.negatives import Pool
 
         pool = Pool(cfg.vqgan_dir, cfg.guided_n, cfg.guided_every, tuple(cfg.guided_keep), recon=cfg.recon_share)
-    model, log = clip_mod.train(cfg, progress=True, position=position, pool=pool)
+    denoised = None
+    if cfg.denoised_share:
+        from clipgan.toyworld.denoised import Denoised
+
+        denoised = Denoised(cfg.diffusion_dir, cfg.denoised_share, cfg.denoised_t_max)
+    model, log = clip_mod.train(cfg, progress=True, position=position, pool=pool, denoised=denoised)
     cfg_path, w_path = clip_mod.save(model, cfg.arch, Path(out))
     # measure what was saved, loaded back the way the package loads it
     model = clip_mod.load(cfg_path, w_path)
@@ -146,6 +151,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--recon-share", type=float, default=d.recon_share,
                    help="with guided negatives: share of renders seen through the VQGAN")
     p.add_argument("--vqgan-dir", help="toy VQGAN folder the guided negatives are drawn with (default: the bundled one)")
+    p.add_argument("--denoised-share", type=float, default=d.denoised_share,
+                   help="share of the CLIP's renders replaced by a toy UNet's clean estimate from the noised render")
+    p.add_argument("--denoised-t-max", type=float, default=d.denoised_t_max,
+                   help="the noise levels drawn: timesteps below this share of the UNet's schedule")
+    p.add_argument("--diffusion-dir", help="toy UNet folder for --denoised-share (default: the bundled one)")
     p.add_argument("--threads", type=int, help="torch threads for a one-process run (default: every core)")
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
@@ -175,7 +185,9 @@ def main(argv=None) -> dict:
                     "arch": clip_mod.ClipArch(resnet_width=a.clip_width),
                     "guided_share": a.guided_share, "guided_every": a.guided_every, "guided_n": a.guided_n,
                     "recon_share": a.recon_share,
-                    "guided_label": a.guided_label, "guided_keep": tuple(a.guided_keep), "vqgan_dir": (a.vqgan_dir or str(bundled_dir())) if a.guided_share else None}
+                    "guided_label": a.guided_label, "guided_keep": tuple(a.guided_keep), "vqgan_dir": (a.vqgan_dir or str(bundled_dir())) if a.guided_share else None,
+                    "denoised_share": a.denoised_share, "denoised_t_max": a.denoised_t_max if a.denoised_share else None,
+                    "diffusion_dir": (a.diffusion_dir or str(bundled_dir() / "toy-diffusion")) if a.denoised_share else None}
     if a.clip_init:  # a copy: the run may overwrite the very file it starts from
         import shutil
         import tempfile
