@@ -182,12 +182,18 @@ def main(argv=None) -> dict:
         bf16 = cpu_has_native_bf16()
     clip_options = {"lr": a.clip_lr, "init_from": a.clip_init, "blob_share": a.blob_share,
                     "adv_eps": a.adv_eps, "adv_steps": a.adv_steps, "adv_warmup": a.adv_warmup,
-                    "arch": clip_mod.ClipArch(resnet_width=a.clip_width),
-                    "guided_share": a.guided_share, "guided_every": a.guided_every, "guided_n": a.guided_n,
-                    "recon_share": a.recon_share,
-                    "guided_label": a.guided_label, "guided_keep": tuple(a.guided_keep), "vqgan_dir": (a.vqgan_dir or str(bundled_dir())) if a.guided_share else None,
-                    "denoised_share": a.denoised_share, "denoised_t_max": a.denoised_t_max if a.denoised_share else None,
-                    "diffusion_dir": (a.diffusion_dir or str(bundled_dir() / "toy-diffusion")) if a.denoised_share else None}
+                    "arch": clip_mod.ClipArch(resnet_width=a.clip_width)}
+    # a lever's settings only when it is on: the card names what the training used
+    if a.guided_share:
+        clip_options.update(guided_share=a.guided_share, guided_every=a.guided_every, guided_n=a.guided_n,
+                            recon_share=a.recon_share, guided_label=a.guided_label, guided_keep=tuple(a.guided_keep),
+                            vqgan_dir=a.vqgan_dir or str(bundled_dir()))
+    if a.denoised_share:
+        from clipgan.config import Settings
+        from clipgan.models.diffusion_registry import resolve_diffusion
+
+        clip_options.update(denoised_share=a.denoised_share, denoised_t_max=a.denoised_t_max,
+                            diffusion_dir=a.diffusion_dir or str(resolve_diffusion(Settings().diffusion)))
     if a.clip_init:  # a copy: the run may overwrite the very file it starts from
         import shutil
         import tempfile
