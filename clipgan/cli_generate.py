@@ -15,7 +15,7 @@ import typer
 
 from clipgan import cli_options as O
 from clipgan.cli_app import FEATHER_HELP, OUTPUT, RUN, D, app, given, notices, user_errors
-from clipgan.config import DEFAULT_FPS, InitNoise, Optimizer, Precision, Settings, Switch
+from clipgan.config import DEFAULT_FPS, CutSchedule, InitNoise, LrSchedule, Optimizer, Precision, Settings, Switch
 from clipgan.errors import ClipganError, NumericError, brief
 from clipgan.interrupt import INTERRUPTED, load_state, save_state, sigterm_interrupts, state_path
 
@@ -109,9 +109,11 @@ def generate(
     cutn: O.Cutn = D.cutn,
     cut_pow: O.CutPow = D.cut_pow,
     cut_method: O.CutMethodOpt = D.cut_method,
+    cut_schedule: O.CutScheduleOpt = CutSchedule(D.cut_schedule),
     augments: O.Augments = ",".join(D.augments),
     optimizer: O.OptimizerOpt = Optimizer(D.optimizer),
     lr: O.Lr = D.lr,
+    lr_schedule: O.LrScheduleOpt = LrSchedule(D.lr_schedule),
     early_stop: O.EarlyStop = D.early_stop,
     seed: O.Seed = D.seed,
     device: O.Device = D.device,
@@ -157,6 +159,7 @@ def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
                   feather=a["feather"], upscale=a["upscale"], upscale_steps=a["upscale_steps"], tv_weight=a["tv_weight"],
                   cutn=a["cutn"], cut_pow=a["cut_pow"], cut_method=O.cut_method(a["cut_method"]),
                   augments=O.augments(a["augments"]), optimizer=a["optimizer"], lr=a["lr"], early_stop=a["early_stop"], seed=a["seed"],
+                  lr_schedule=a["lr_schedule"], cut_schedule=a["cut_schedule"],
                   device=a["device"], precision=a["precision"], low_memory=a["low_memory"], compile=a["compile"],
                   cuda_graphs=a["cuda_graphs"], vqgan=a["vqgan"], image_model=a["image_model"], strokes=a["strokes"],
                   vqgan_config=a["vqgan_config"], vqgan_checkpoint=a["vqgan_checkpoint"],

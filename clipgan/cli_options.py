@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipgan.config import (CPU_SIZE, EARLY_STOP_GAIN, GPU_SIZE, IMAGE_MODELS, SCHEDULERS, Augment, CutMethod, InitNoise,
-                            Optimizer, Precision, Settings)
+from clipgan.config import (CPU_SIZE, CUT_START, EARLY_STOP_GAIN, GPU_SIZE, IMAGE_MODELS, LR_FLOOR, SCHEDULERS, Augment,
+                            CutMethod, CutSchedule, InitNoise, LrSchedule, Optimizer, Precision, Settings)
 from clipgan.errors import ClipganError
 
 D = Settings()
@@ -41,9 +41,11 @@ InitNoiseOpt = Annotated[InitNoise, typer.Option("-in", "--init-noise", help="St
 Cutn = Annotated[int, typer.Option("-cuts", "--cutn", help="Cutouts scored by CLIP per step.", rich_help_panel=CUT)]
 CutPow = Annotated[float, typer.Option("-cutp", "--cut-pow", help="Cutout size exponent (>1: smaller crops).", rich_help_panel=CUT)]
 CutMethodOpt = Annotated[str, typer.Option("-cutm", "--cut-method", help="crops: random squares sized by --cut-pow; pooled: the whole picture, pooled. The peer's original, updated, nrupdated (crops) and updatedpooling, latest (pooled) work too.", rich_help_panel=CUT)]
+CutScheduleOpt = Annotated[CutSchedule, typer.Option("--cut-schedule", help=f"Cutouts per step over the run: constant (--cutn every step) or ramp ({CUT_START:.0%} of --cutn at the first step, rising to --cutn by half the run; early steps cost less).", rich_help_panel=CUT)]
 Augments = Annotated[str, typer.Option("-aug", "--augments", help=f"Comma-separated: {', '.join(a.value for a in Augment)} (or the peer's Ji, Sh, Gn, Pe, Af, Er).", rich_help_panel=CUT)]
 OptimizerOpt = Annotated[Optimizer, typer.Option("-opt", "--optimizer", help="torch optimizer (any capitalisation: AdamW).", case_sensitive=False, rich_help_panel=OPT)]
 Lr = Annotated[float, typer.Option("-lr", "--lr", help="Learning rate.", rich_help_panel=OPT)]
+LrScheduleOpt = Annotated[LrSchedule, typer.Option("--lr-schedule", help=f"The learning rate over the run: constant, or cosine (from --lr down to {LR_FLOOR:g} x --lr at the last step).", rich_help_panel=OPT)]
 EarlyStop = Annotated[int, typer.Option("--early-stop", metavar="N", help=f"Stop once the loss stalls: its mean over the last N steps less than {EARLY_STOP_GAIN:.0%} below the N before (0: run every iteration).", rich_help_panel=OPT)]
 Seed = Annotated[Optional[int], typer.Option("-sd", "--seed", help="Random seed (default: drawn and printed).", rich_help_panel=RUN)]
 Device = Annotated[str, typer.Option("-cd", "--device", help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=RUN)]

@@ -70,6 +70,16 @@ class CutMethod(str, Enum):
     pooled = "pooled"  # the whole picture, average- and max-pooled to CLIP's size; the augments vary it
 
 
+class LrSchedule(str, Enum):
+    constant = "constant"
+    cosine = "cosine"  # from lr at the first step down to LR_FLOOR x lr at the last (clipgan.schedules)
+
+
+class CutSchedule(str, Enum):
+    constant = "constant"
+    ramp = "ramp"  # a quarter of cutn at the first step, rising to cutn by half the run (clipgan.schedules)
+
+
 class Augment(str, Enum):
     flip = "flip"
     affine = "affine"
@@ -112,6 +122,8 @@ class Settings:
     augments: tuple[str, ...] = DEFAULT_AUGMENTS
     optimizer: str = Optimizer.adam.value
     lr: float = 0.1
+    lr_schedule: str = LrSchedule.constant.value  # the lr over each run's steps
+    cut_schedule: str = CutSchedule.constant.value  # cutouts per step over each run's steps
     # stop once the loss has stalled: its mean over the last N steps not EARLY_STOP_GAIN below the
     # N before (after a story's last part starts); 0: always run every iteration
     early_stop: int = 0
@@ -175,7 +187,7 @@ class Settings:
             self.augments = tuple(a for a in self.augments.split(",") if a)
         self.clip, self.augments = tuple(_items(self.clip, "clip")), tuple(_items(self.augments, "augments"))
         for name in ("optimizer", "precision", "init_noise", "compile", "cuda_graphs", "cut_method", "image_model",
-                     "scheduler"):
+                     "scheduler", "lr_schedule", "cut_schedule"):
             value = getattr(self, name)
             setattr(self, name, value.value if isinstance(value, Enum) else value)
         self.augments = tuple(a.value if isinstance(a, Enum) else a for a in self.augments)
@@ -232,6 +244,8 @@ class Settings:
         _check_choice(self.compile, Switch, "compile")
         _check_choice(self.cuda_graphs, Switch, "cuda-graphs")
         _check_choice(self.cut_method, CutMethod, "cut-method")
+        _check_choice(self.lr_schedule, LrSchedule, "lr-schedule")
+        _check_choice(self.cut_schedule, CutSchedule, "cut-schedule")
         for seed in self.noise_prompt_seeds:
             _check_int(seed, "noise-prompt-seeds", 0, 2**63 - 1)
         for weight in self.noise_prompt_weights:
@@ -274,6 +288,8 @@ class Settings:
 
 MAX_SIDE = 65536  # px per side: far beyond any step that fits in memory, and within what PIL and torch index
 MAX_STROKES = 10000  # the rasterizer's memory grows with strokes x pixels
+LR_FLOOR = 0.1  # lr_schedule cosine ends at this share of lr: late steps still move, gently
+CUT_START = 0.25  # cut_schedule ramp starts at this share of cutn (at least one cutout)
 EARLY_STOP_GAIN = 0.01  # the relative fall of the mean loss that counts as progress (early_stop)
 MAX_CANDIDATES = 64  # diffusion starting noises: each is held in memory until the choice
 MAX_FEATHER = 4096  # px: the blur kernel is 4x this wide

@@ -44,9 +44,9 @@ class Cutouts(nn.Module):
         self.augs = nn.Sequential(*[a for a in augs if a is not None])
         self.noise = config.noise if Augment.noise.value in config.augments else 0.0
 
-    def boxes(self, height: int, width: int, device=None) -> Tensor:
-        """(cutn, 5) boxes [batch index, x1, y1, x2, y2] of random square crops."""
-        n, side = self.config.cutn, min(height, width)
+    def boxes(self, height: int, width: int, device=None, n: int | None = None) -> Tensor:
+        """(n, 5) boxes [batch index, x1, y1, x2, y2] of random square crops (n: the config's cutn)."""
+        n, side = n or self.config.cutn, min(height, width)
         lo = min(side, self.size)
         sizes = (torch.rand(n) ** self.config.cut_pow * (side - lo) + lo).long().clamp(1, side)
         x = (torch.rand(n) * (width - sizes + 1)).long()
@@ -54,24 +54,25 @@ class Cutouts(nn.Module):
         b = torch.stack([torch.zeros(n, dtype=torch.long), x, y, x + sizes, y + sizes], 1)
         return b.to(device=device, dtype=torch.float32)
 
-    def forward(self, image: Tensor) -> Tensor:
+    def forward(self, image: Tensor, n: int | None = None) -> Tensor:
+        """`n` cutouts, the config's cutn when not given (a cutout schedule's step)."""
         if self.config.method == CutMethod.pooled.value:
-            return self._augment(self._pooled(image))
+            return self._augment(self._pooled(image, n or self.config.cutn))
         from torchvision.ops import roi_align
 
-        boxes = self.boxes(image.shape[2], image.shape[3], image.device)
+        boxes = self.boxes(image.shape[2], image.shape[3], image.device, n)
         # one batched kernel for all crops; adaptive sampling averages each output pixel's
         # footprint, so shrinking a large crop does not alias
         crops = roi_align(image.float(), boxes.to(image.device), self.size, sampling_ratio=-1, aligned=True)
         return self._augment(crops)
 
-    def _pooled(self, image: Tensor) -> Tensor:
+    def _pooled(self, image: Tensor, n: int) -> Tensor:
         """The whole picture at CLIP's size, the mean of average and max pooling, cutn times."""
         from torch.nn import functional as F
 
         image = image.float()
         pooled = (F.adaptive_avg_pool2d(image, self.size) + F.adaptive_max_pool2d(image, self.size)) / 2
-        return pooled.repeat(self.config.cutn, 1, 1, 1)
+        return pooled.repeat(n, 1, 1, 1)
 
     def _augment(self, crops: Tensor) -> Tensor:
         crops = self.augs(crops)

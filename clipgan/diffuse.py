@@ -68,8 +68,11 @@ def _dtype(s: Settings, device: torch.device):
 
 
 def _prepared(s: Settings, models: DiffusionModels | None):
-    from clipgan.runsetup import draw_seed
+    from clipgan.runsetup import draw_seed, schedules
 
+    if schedules(s, s.iterations) != (None, None):
+        raise ClipganError("--lr-schedule and --cut-schedule shape an optimized run; a diffusion run's steps follow "
+                           "its noise schedule (leave them at constant)")
     models = models or load_diffusion_models(s)
     seed = s.seed if s.seed is not None else draw_seed()
     s = s.replace(seed=seed, size=run_size(s, models))

@@ -108,8 +108,8 @@ class MaskedCutouts(Cutouts):
     def like(cls, cutouts: Cutouts, mask: Tensor, focus: float = FOCUS) -> "MaskedCutouts":
         return cls(cutouts.size, cutouts.config, mask, focus)
 
-    def boxes(self, height: int, width: int, device=None) -> Tensor:
-        b = super().boxes(height, width).cpu()
+    def boxes(self, height: int, width: int, device=None, n: int | None = None) -> Tensor:
+        b = super().boxes(height, width, n=n).cpu()
         n, sides = b.shape[0], b[:, 3] - b[:, 1]
         pick = self.points[torch.randint(len(self.points), (n,))]
         on_mask = torch.rand(n) < self.focus

@@ -69,6 +69,7 @@ def iterate(
     low_memory: bool = Settings.low_memory,
     compile: bool = False,
     cuda_graphs: bool = False,
+    lr_schedule: Callable[[int], float] | None = None,
 ) -> Iterator[Step]:
     """Optimize the image model `model` (clipgan.image_models) so that the loss terms' sum falls.
 
@@ -80,13 +81,16 @@ def iterate(
     `low_memory` lets the model recompute activations in the backward pass (same gradients).
     `compile` runs the model's and CLIP's image towers through torch.compile, `cuda_graphs`
     also replays them as CUDA graphs (clipgan.accel); a failure there means eager, with a notice.
+    `lr_schedule(i)` is the share of `lr` step i uses (clipgan.schedules); a function of i alone, so a
+    resumed run steps with the same lr as one that never stopped.
     """
     mode = _accel.compile_mode(compile, cuda_graphs)
     with model.low_memory(low_memory):
-        yield from _iterate(model, list(losses), steps, lr, optimizer, dtype, start, optimizer_state, mode)
+        yield from _iterate(model, list(losses), steps, lr, optimizer, dtype, start, optimizer_state, mode,
+                            lr_schedule)
 
 
-def _iterate(model, terms, steps, lr, optimizer, dtype, start, optimizer_state, mode) -> Iterator[Step]:
+def _iterate(model, terms, steps, lr, optimizer, dtype, start, optimizer_state, mode, lr_schedule) -> Iterator[Step]:
     opt = make_optimizer(optimizer, model.parameters(), lr)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
@@ -99,6 +103,9 @@ def _iterate(model, terms, steps, lr, optimizer, dtype, start, optimizer_state, 
                 perceptors = [p for t in terms for p in t.perceptors(i)]
                 accel = _accel.Accelerated(_accel.accelerated_modules(model.accelerated_modules(), perceptors), mode)
             train = i < steps - 1  # the last step only scores: its update would never be seen
+            if lr_schedule is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr * lr_schedule(i)
             # gradients whatever the caller's mode (a no_grad, or one a Ctrl-C left half-exited), never across the yield
             with torch.enable_grad():
                 while True:

@@ -10,6 +10,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from clipgan.config import EARLY_STOP_GAIN, Settings
+from clipgan.config import EARLY_STOP_GAIN, CutSchedule, LrSchedule, Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.devices import cpu_has_native_bf16, resolve_device, resolve_dtype  # noqa: F401  (re-exported)
 from clipgan.errors import ClipganError, ClipganNotice, brief
@@ -27,6 +28,7 @@ from clipgan.losses.terms import Guide, GuideSchedule, Target, standard_terms
 from clipgan.memory import check_memory
 from clipgan.optimize import Step, iterate, stalled
 from clipgan.prompts import parse_prompts, parse_story, part_at, split_prompts
+from clipgan.schedules import cutn_at, lr_factor
 
 
 @dataclass
@@ -302,6 +304,13 @@ def iterate_options(s: Settings, device: torch.device) -> dict:
                 cuda_graphs=resolve(s.cuda_graphs, "cuda_graphs", device, s.iterations))
 
 
+def schedules(s: Settings, steps: int) -> tuple[Callable[[int], float] | None, Callable[[int], int] | None]:
+    """The lr share and the cutouts per step of a run of `steps` (None: constant, as the loop's default)."""
+    lr = None if s.lr_schedule == LrSchedule.constant.value else partial(lr_factor, s.lr_schedule, steps=steps)
+    cutn = None if s.cut_schedule == CutSchedule.constant.value else partial(cutn_at, s.cut_schedule, s.cutn, steps=steps)
+    return lr, cutn
+
+
 def run_loop(s: Settings, models: Models, model: ImageModel, guides: GuideSchedule, *,
              callback: Callable[[Step], None] | None = None, resume: dict | None = None,
              steps: int | None = None) -> tuple[Step, list[float]]:
@@ -320,7 +329,8 @@ def run_loop(s: Settings, models: Models, model: ImageModel, guides: GuideSchedu
     options = iterate_options(s, models.device)
     if steps is not None:
         options["steps"] = steps
-    terms = standard_terms(guides, start_z, s.init_weight, s.tv_weight)
+    options["lr_schedule"], cutn = schedules(s, options["steps"])
+    terms = standard_terms(guides, start_z, s.init_weight, s.tv_weight, cutn)
     window = s.early_stop if steps is None else 0
     settled = last_story_start(s) if window else 0  # a story's new part raises the loss: wait for the last one
     for last in iterate(model, terms, start=start, optimizer_state=opt_state, **options):

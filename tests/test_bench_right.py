@@ -44,13 +44,31 @@ def test_values_judge_needs_shape_and_both_colours(classifier, drawn, asked, exp
     assert right.judge(image, asked, classifier) is expected
 
 
-def test_smoke_run_reports_both_recipes(one_thread, tmp_path, capsys):
+def test_values_variant_parsing():
+    assert right.parse_variant("fast: lr=0.2, lr_schedule=cosine") == ("fast", {"lr": 0.2, "lr_schedule": "cosine"})
+    assert right.parse_variant("c2f:size=[32,32],upscale=2") == ("c2f", {"size": [32, 32], "upscale": 2})
+    for bad in ("no colon", ": lr=1", "x: lr"):
+        with pytest.raises(ValueError):
+            right.parse_variant(bad)
+
+
+def test_a_wrong_variant_fails_before_any_run():
+    from clipgan.errors import ClipganError
+
+    with pytest.raises(ClipganError, match="lr-schedule"):
+        right.run(n=1, max_steps=1, variants={"bad": {"lr_schedule": "linear"}})
+
+
+def test_smoke_run_reports_every_recipe(one_thread, tmp_path, capsys):
     out = tmp_path / "right.json"
-    right.main(["--n", "1", "--max-steps", "2", "--every", "1", "--json", str(out)])
+    right.main(["--n", "1", "--max-steps", "2", "--every", "1", "--json", str(out),
+                "--variant", "sched: lr_schedule=cosine, cut_schedule=ramp"])
     report = json.loads(out.read_text())
     row = report["rows"][0]
-    assert report["prompts"] == 1 and set(report["median_seconds"]) == {"classic", "clipgan"}
-    for name in ("classic", "clipgan"):
+    assert report["prompts"] == 1 and set(report["median_seconds"]) == {"classic", "clipgan", "sched"}
+    assert report["variants"] == {"sched": {"lr_schedule": "cosine", "cut_schedule": "ramp"}}
+    assert set(report["ratios"]) == {"clipgan", "sched"}
+    for name in ("classic", "clipgan", "sched"):
         assert row[name] is None or row[name] > 0
         assert report["reached"][name] == (row[name] is not None)
     assert "cpu" in json.dumps(report["machine"]).lower() or report["machine"]

@@ -41,9 +41,16 @@ def test_full_crop_averages_instead_of_aliasing():
     board = (torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2
     image = board.float().expand(1, 3, 64, 64)
     cut = Cutouts(16, CutoutConfig(cutn=1, augments=(), cut_pow=1e-6))  # crop ~= whole image
-    cut.boxes = lambda h, w, device=None: torch.tensor([[0.0, 0.0, 0.0, 64.0, 64.0]])
+    cut.boxes = lambda h, w, device=None, n=None: torch.tensor([[0.0, 0.0, 0.0, 64.0, 64.0]])
     out = cut(image)
     assert torch.allclose(out, torch.full_like(out, 0.5), atol=0.02)
+
+
+@pytest.mark.parametrize("method", ["crops", "pooled"])
+def test_a_step_may_ask_for_another_number_of_cutouts(method):
+    cut = Cutouts(16, CutoutConfig(cutn=8, method=method))
+    image = torch.rand(1, 3, 32, 32)
+    assert cut(image).shape[0] == 8 and cut(image, 3).shape == (3, 3, 16, 16)
 
 
 @pytest.mark.parametrize("augment", [a.value for a in Augment])

@@ -7,6 +7,11 @@ left out. A run that is never right within `--max-steps` counts as not reached (
 so the median is "not reached" when half the runs or more never get there.
 
     python -m clipgan.bench.right [--n 8] [--max-steps 300] [--every 5] [--json out.json]
+        [--variant "cosine: lr_schedule=cosine"]...
+
+A `--variant "NAME: key=value, ..."` adds a recipe: clipgan's defaults with those settings changed
+(values read as JSON where they parse, else as text). clipgan's runs are `--max-steps` long, so
+settings that follow the run's length (the lr and cutout schedules) span exactly the judged steps.
 
 The classic recipe is clipgan.bench.classic (the peer CLI's defaults: pooled cutouts with its
 augmentations, Adam lr 0.1, a PNG save every 50 steps, random codes to start); clipgan's is
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -27,7 +33,7 @@ import torch
 
 from clipgan.toyworld import bench as quality
 
-RECIPES = ("classic", "clipgan")
+RECIPES = ("classic", "clipgan")  # always run; --variant adds more
 
 
 @dataclass
@@ -85,7 +91,8 @@ def classic_time(models, text: str, triple, seed: int, classifier, max_steps: in
     return None
 
 
-def clipgan_time(models, text: str, triple, seed: int, classifier, max_steps: int, every: int) -> float | None:
+def clipgan_time(models, text: str, triple, seed: int, classifier, max_steps: int, every: int,
+                 changes: dict | None = None) -> float | None:
     import clipgan
 
     clock = Clock()
@@ -99,7 +106,7 @@ def clipgan_time(models, text: str, triple, seed: int, classifier, max_steps: in
         clock.resume()
 
     try:
-        clipgan.generate(text, models=models, seed=seed, iterations=max_steps, callback=check)
+        clipgan.generate(text, models=models, seed=seed, iterations=max_steps, callback=check, **(changes or {}))
     except Reached:
         return clock.spent
     return None
@@ -111,7 +118,25 @@ def median_or_none(times: list[float | None]) -> float | None:
     return None if math.isinf(m) else m
 
 
-def run(n: int = 8, which: str = "main", seed: int = 0, max_steps: int = 300, every: int = 5) -> dict:
+def parse_variant(text: str) -> tuple[str, dict]:
+    """ "NAME: key=value, key=value" -> (NAME, {key: value}); values as JSON where they parse."""
+    name, sep, rest = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"a variant is 'NAME: key=value, ...', got {text!r}")
+    changes = {}
+    for item in filter(None, (i.strip() for i in re.split(r",\s*(?=\w+\s*=)", rest))):  # commas inside [32,32] stay
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"{item!r} in variant {name!r} is not key=value")
+        try:
+            changes[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key.strip()] = value.strip()
+    return name.strip(), changes
+
+
+def run(n: int = 8, which: str = "main", seed: int = 0, max_steps: int = 300, every: int = 5,
+        variants: dict[str, dict] | None = None) -> dict:
     from clipgan.config import Settings
     from clipgan.models.registry import bundled_dir
     from clipgan.pipeline import load_models
@@ -122,23 +147,29 @@ def run(n: int = 8, which: str = "main", seed: int = 0, max_steps: int = 300, ev
     models = load_models(Settings(device="cpu"))
     if which != "main":
         seed += quality.HELDOUT_SEED
-    timers = {"classic": classic_time, "clipgan": clipgan_time}
+    timers = dict(zip(RECIPES, (classic_time, clipgan_time)))
+    for name, changes in (variants or {}).items():
+        Settings().replace(**changes)  # a wrong key or value fails here, before any run
+        timers[name] = lambda *a, changes=changes: clipgan_time(*a, changes=changes)
+    recipes = list(timers)
     rows = []
     for k, triple in enumerate(quality.prompts(n, which)):
         fg, shape, bg = triple
         text = rw.caption(rw.Spec(shape, fg, bg))
         row = {"prompt": text, "seed": seed + k}
-        for name in RECIPES:
+        for name in recipes:
             row[name] = timers[name](models, text, triple, seed + k, classifier, max_steps, every)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    medians = {name: median_or_none([r[name] for r in rows]) for name in RECIPES}
-    ratio = medians["clipgan"] / medians["classic"] if None not in medians.values() else None
+    medians = {name: median_or_none([r[name] for r in rows]) for name in recipes}
+    classic = medians["classic"]
+    ratios = {name: None if classic is None or m is None else m / classic
+              for name, m in medians.items() if name != "classic"}
     from clipgan.bench.speed import machine
 
-    return {"set": which, "prompts": n, "max_steps": max_steps, "every": every,
-            "median_seconds": medians, "ratio": ratio,
-            "reached": {name: sum(r[name] is not None for r in rows) for name in RECIPES},
+    return {"set": which, "prompts": n, "max_steps": max_steps, "every": every, "variants": variants or {},
+            "median_seconds": medians, "ratio": ratios["clipgan"], "ratios": ratios,
+            "reached": {name: sum(r[name] is not None for r in rows) for name in recipes},
             "machine": machine(), "threads": torch.get_num_threads(), "rows": rows}
 
 
@@ -149,15 +180,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=300)
     p.add_argument("--every", type=int, default=5, help="judge the picture every this many steps")
+    p.add_argument("--variant", action="append", default=[], type=parse_variant,
+                   help='another clipgan recipe: "NAME: key=value, ..." (settings changed from the defaults)')
     p.add_argument("--json", help="also write the report here")
     a = p.parse_args(argv)
-    report = run(a.n, a.which, a.seed, a.max_steps, a.every)
+    report = run(a.n, a.which, a.seed, a.max_steps, a.every, dict(a.variant))
     show = lambda t: "not reached" if t is None else f"{t:.1f} s"  # noqa: E731
-    for name in RECIPES:
-        print(f"{name}: median {show(report['median_seconds'][name])}, right in "
-              f"{report['reached'][name]} of {report['prompts']}")
-    if report["ratio"] is not None:
-        print(f"clipgan / classic: {report['ratio']:.2f}x")
+    for name, median in report["median_seconds"].items():
+        print(f"{name}: median {show(median)}, right in {report['reached'][name]} of {report['prompts']}")
+    for name, ratio in report["ratios"].items():
+        if ratio is not None:
+            print(f"{name} / classic: {ratio:.2f}x")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(report, f, indent=2)

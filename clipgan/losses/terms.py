@@ -51,12 +51,13 @@ class LossTerm:
 
 class PromptLosses(LossTerm):
     """CLIP's distance from the cutouts to each target, labelled by target, averaged over
-    perceptors so an ensemble keeps the loss scale. `guides` may change with the step (stories)."""
+    perceptors so an ensemble keeps the loss scale. `guides` may change with the step (stories);
+    `cutn(step)`, when given, is the number of cutouts that step (a cutout schedule)."""
 
     autocast = True
 
-    def __init__(self, guides: GuideSchedule):
-        self.guides = guides
+    def __init__(self, guides: GuideSchedule, cutn: Callable[[int], int] | None = None):
+        self.guides, self.cutn = guides, cutn
 
     def active(self, step: int) -> Sequence[Guide]:
         return self.guides(step) if callable(self.guides) else self.guides
@@ -65,15 +66,15 @@ class PromptLosses(LossTerm):
         return [g.perceptor for g in self.active(step)]
 
     def __call__(self, image: Tensor, model, step: int) -> dict[str, Tensor]:
-        return guide_losses(self.active(step), image)
+        return guide_losses(self.active(step), image, self.cutn(step) if self.cutn else None)
 
 
-def guide_losses(guides: Sequence[Guide], image: Tensor) -> dict[str, Tensor]:
+def guide_losses(guides: Sequence[Guide], image: Tensor, n: int | None = None) -> dict[str, Tensor]:
     """Prompt losses of `image` by target label, averaged over perceptors (the VQGAN loop's and the
-    diffusion sampler's scoring alike)."""
+    diffusion sampler's scoring alike); `n` cutouts each, the guide's own count when not given."""
     out: dict[str, Tensor] = {}
     for g in guides:
-        embeds = g.perceptor.encode_image(g.cutouts(image))
+        embeds = g.perceptor.encode_image(g.cutouts(image, n))
         for t in g.targets:
             loss = prompt_loss(embeds, t.embeds, t.weight, t.stop) / len(guides)
             out[t.label] = out[t.label] + loss if t.label in out else loss
@@ -100,9 +101,10 @@ class TotalVariation(LossTerm):
         return {"tv": tv_loss(image, self.weight)}
 
 
-def standard_terms(guides: GuideSchedule, start: Tensor, init_weight: float, tv_weight: float) -> list[LossTerm]:
+def standard_terms(guides: GuideSchedule, start: Tensor, init_weight: float, tv_weight: float,
+                   cutn: Callable[[int], int] | None = None) -> list[LossTerm]:
     """The terms a run's settings ask for, in the order their labels appear in Step.losses."""
-    terms: list[LossTerm] = [PromptLosses(guides)]
+    terms: list[LossTerm] = [PromptLosses(guides, cutn)]
     if init_weight:
         terms.append(InitPull(start, init_weight))
     if tv_weight:

@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-model", choices=IMAGE_MODELS)
     parser.add_argument("--strokes", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--lr-schedule", help="constant or cosine (Settings.lr_schedule)")
+    parser.add_argument("--cut-schedule", help="constant or ramp (Settings.cut_schedule)")
     parser.add_argument("--guidance-scale", type=float)
     parser.add_argument("--scheduler")
     parser.add_argument("--early-stop", type=int, help="stop each run once its loss stalls over this many steps")
@@ -120,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--picture", help="also save the first prompt's picture here (the README gallery)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "strokes", "lr", "guidance_scale", "scheduler", "diffusion",
-                                                             "candidates", "clip", "upscale", "upscale_steps", "early_stop")
+                                                             "candidates", "clip", "upscale", "upscale_steps", "early_stop", "lr_schedule",
+                                                             "cut_schedule")
                  and v is not None}
     if "clip" in overrides:
         overrides["clip"] = tuple(overrides["clip"])

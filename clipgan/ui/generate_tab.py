@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import gradio as gr
 
-from clipgan.config import SCHEDULERS, Augment, CutMethod, InitNoise, Optimizer, Precision, Settings, Switch
+from clipgan.config import (SCHEDULERS, Augment, CutMethod, CutSchedule, InitNoise, LrSchedule, Optimizer, Precision,
+                            Settings, Switch)
 from clipgan.ui import forms
 from clipgan.ui.common import DEVICE, Context, diffusion_choices, follow, model_choices, page_errors, session, stopper
 from clipgan.ui.runs import keep_upload, load_models_for, model_key, save_result, stream
@@ -44,6 +45,10 @@ def form(d: dict) -> dict[str, gr.components.Component]:
                                         minimum=0)
             c["optimizer"] = gr.Dropdown([o.value for o in Optimizer], value=d["optimizer"], label="Optimizer")
             c["cut_method"] = gr.Dropdown([m.value for m in CutMethod], value=d["cut_method"], label="Cutouts: method")
+            c["cut_schedule"] = gr.Dropdown([m.value for m in CutSchedule], value=d["cut_schedule"],
+                                            label="Cutouts: schedule (ramp: fewer early)")
+            c["lr_schedule"] = gr.Dropdown([m.value for m in LrSchedule], value=d["lr_schedule"],
+                                           label="Learning rate: schedule")
         with gr.Row():
             c["noise_prompt_seeds"] = gr.Textbox(d["noise_prompt_seeds"], label="Noise prompts: seeds (1,2)")
             c["noise_prompt_weights"] = gr.Textbox(d["noise_prompt_weights"], label="Noise prompts: weights (0.5,1)")
