@@ -236,7 +236,7 @@ def check_inputs(settings: Settings) -> None:
 
 def run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None = None):
     """Runs generate with progress, saves and video; on Ctrl-C/SIGTERM saves image + state, exit 130
-    (the image only for upscaled runs). The output (and video) are locked first, before
+    (the image only for diffusion runs). The output (and video) are locked first, before
     any model loads, so a second run writing them is refused."""
     from clipgan.io import output_lock
 
@@ -258,8 +258,7 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
     drawn = settings.seed is None
     if drawn:  # drawn here so that intermediate saves carry it too
         settings = settings.replace(seed=draw_seed())
-    # upscaled runs (clipgan.edit, two runs in one) are saved as they go, but not resumable
-    resumable = settings.upscale is None and settings.image_model != "diffusion"  # neither can be resumed
+    resumable = settings.image_model != "diffusion"  # a denoising run is not resumable: run it again
     total = total_steps(settings)
     bar, last, done = None, {}, 0  # done: steps so far over all runs (an upscale's refinement counts on)
     losses = list(resume.get("losses", [])) if resume else []
@@ -274,7 +273,7 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
         if bar is None:  # made at the first step, so a run that fails while loading prints only its error
             if drawn and not quiet:
                 tqdm.write(f"seed: {settings.seed}", file=sys.stderr)
-            done = step.index
+            done = max(step.index, len(losses))  # an upscale's refinement counts on from the first run's steps
             bar = tqdm(total=total, initial=done, disable=quiet, unit="step", dynamic_ncols=True)
         done += 1
         losses.append(step.loss)
@@ -283,7 +282,7 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
         if video is not None and done % video_every == 0:
             frame = step.image
             if video.size is not None and tuple(frame.shape[-2:]) != video.size[::-1]:
-                if resumable:  # only saved frames of a resumed state can differ here: never shrink the video
+                if settings.upscale is None:  # only saved frames of a resumed state can differ: never shrink the video
                     h, w = frame.shape[-2:]
                     raise ClipganError(f"the saved frames of the state are {video.size[0]}x{video.size[1]}, "
                                        f"but this run makes {w}x{h} frames")
@@ -323,10 +322,10 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
         save_output(job.output, last["step"].image, last["step"].z, settings.to_dict())
         if not resumable:
             typer.echo(f"interrupted at step {done}; image so far saved to {job.output} "
-                       f"({'upscaled' if settings.upscale is not None else 'diffusion'} runs cannot be resumed)", err=True)
+                       "(diffusion runs cannot be resumed)", err=True)
             raise typer.Exit(INTERRUPTED) from None
         save_state({**last["state"], "job": job.to_dict(), "frames": kept}, path)
-        typer.echo(f"interrupted at step {last['step'].index + 1}; image saved to {job.output}; "
+        typer.echo(f"interrupted at step {done}; image saved to {job.output}; "
                    f"resume with: clipgan resume {path}", err=True)
         raise typer.Exit(INTERRUPTED) from None
     except NumericError:
@@ -370,8 +369,6 @@ def resume(
 def _resume_generate(data: dict, state: Path, quiet: bool, trust: bool = False) -> Path:
     job = Job.from_dict(data["job"])
     settings = Settings.from_dict(data["settings"]).replace(trust_checkpoint=trust)  # trust: from the command line only
-    if settings.upscale is not None:  # never written by clipgan: refused before work
-        raise ClipganError(f"{state} is an upscaled run, and those cannot be resumed")
     run_job(settings, job, quiet, resume=data)
     return job.output
 

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from clipgan.config import UPSCALE_STEPS, Settings, default_feather
+from clipgan.config import MAX_SIDE, UPSCALE_STEPS, Settings, default_feather
 from clipgan.cutouts import CutoutConfig, Cutouts
-from clipgan.errors import ClipganError
+from clipgan.errors import ClipganError, brief
 from clipgan.io import grey, open_image, rgb, to_pil, to_tensor
 from clipgan.memory import check_memory
 from clipgan.losses.terms import Guide
@@ -157,8 +157,10 @@ def _run(s: Settings, models, model, pixel_mask: Tensor | None, callback: Callab
          resume: dict | None = None) -> tuple[Step, list[float]]:
     """The ordinary loop on `model`; with a mask, cutouts look at it (the model holds its cells).
     `resume` (a `resume_state(...)`) goes on after its step exactly as if the run had not stopped."""
-    from clipgan.runsetup import build_guides, run_loop
+    from clipgan.runsetup import build_guides, check_resume, run_loop
 
+    if resume is not None:  # a state from a file: it must fit this run before anything loads from it
+        check_resume(resume, model.z, s)
     guides = build_guides(s, models)
     if pixel_mask is not None:
         focused: dict[int, MaskedCutouts] = {}
@@ -353,15 +355,18 @@ def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPS
 
 
 def generate_upscaled(prompts=(), *, upscale_factor: float | None = None, upscale_steps: int | None = None,
-                      models=None, callback: Callable[[Step], None] | None = None, **settings):
+                      models=None, callback: Callable[[Step], None] | None = None, resume: dict | None = None,
+                      **settings):
     """`generate` (or `inpaint`, with a mask), then `upscale` its picture with the same prompts
     and models. Factor and steps default to the settings' `upscale` (else 2) and `upscale_steps`.
 
-    The callback sees the steps of both runs, each run counting its own from 0. The Result
-    holds the upscaled picture and the settings of the generating run with the upscale added
-    (so that `generate(settings=result.settings)` gives the same picture again).
+    The callback sees the steps of both runs, each run counting its own from 0; a refinement
+    step's snapshot also says what resuming there needs ("phase", "base"). The Result holds the
+    upscaled picture and the settings of the generating run with the upscale added (so that
+    `generate(settings=result.settings)` gives the same picture again). `resume` goes on from
+    either run's step exactly as if the run had not stopped; its "losses" are the whole run's so far.
     """
-    from clipgan.runsetup import fit_size, image_factor, load_models, plain_run, refuse_pictures
+    from clipgan.runsetup import Result, fit_size, image_factor, load_models, plain_run, refuse_pictures, run_size
 
     base = _settings(prompts, dict(settings))
     refuse_pictures(base, "upscaling")
@@ -369,26 +374,63 @@ def generate_upscaled(prompts=(), *, upscale_factor: float | None = None, upscal
                         upscale_steps=base.upscale_steps if upscale_steps is None else upscale_steps)
     models = models or load_models(base)
     # both phases checked before the first step: the refinement at the larger size is the big one
-    w, h = fit_size(open_image(base.init_image).size if base.mask else base.size, image_factor(base, models))
+    w, h = (fit_size(open_image(base.init_image).size, image_factor(base, models)) if base.mask
+            else run_size(base, models))  # no size given: the model's own, as the first run will use
     big_size = (round(w * base.upscale), round(h * base.upscale))
     check_memory(base, models, size=(w, h))
     check_memory(base, models, size=big_size, lower="--upscale")
     plain = base.replace(upscale=None)
-    if plain.mask is not None:
-        first = inpaint((), plain.init_image, plain.mask, models=models, callback=callback, settings=plain)
+    refine_resume = None
+    if resume is not None and resume.get("phase") == REFINE:
+        first, refine_resume = _refine_state(resume, base)
+    elif plain.mask is not None:
+        first = inpaint((), plain.init_image, plain.mask, models=models, callback=callback, settings=plain, resume=resume)
     else:
-        first = plain_run(plain, models=models, callback=callback)
+        first = plain_run(plain, models=models, callback=callback, resume=resume)
+    info = {"settings": first.settings.to_dict(), "size": list(first.image.size), "steps": len(first.losses)}
+
+    def refine_step(step: Step) -> None:
+        snapshot = step.snapshot
+        callback(replace(step, snapshot=lambda: {**snapshot(), "phase": REFINE, "base": info}))
+
     big = upscale(first.image, first.settings.prompts, factor=base.upscale, steps=base.upscale_steps, models=models,
-                  callback=callback, settings=first.settings.replace(init_image=None, mask=None), upscale_flag="--upscale")
+                  callback=refine_step if callback else None, resume=refine_resume,
+                  settings=first.settings.replace(init_image=None, mask=None), upscale_flag="--upscale")
     done = first.settings.replace(upscale=base.upscale, upscale_steps=base.upscale_steps)
-    return replace(first, image=big.image, settings=done, losses=first.losses + big.losses, z=big.z)
+    return Result(big.image, first.seed, done, first.losses + big.losses, big.z)
+
+
+REFINE = "refine"  # a state taken during an upscaled run's refinement
+
+
+def _refine_state(resume: dict, base: Settings):
+    """A refinement step's state -> (the first run's Result as far as the refinement needs it, the
+    refinement's own state). The first run's picture is not kept: only its size matters, the latent
+    comes from the state."""
+    from clipgan.runsetup import Result
+
+    info, losses = resume.get("base"), resume.get("losses", [])
+    if not isinstance(info, dict) or not isinstance(info.get("settings"), dict):
+        raise ClipganError("the state's refinement has no settings of the run before it")
+    size, steps = info.get("size"), info.get("steps")
+    if not (isinstance(size, list) and len(size) == 2 and all(_positive_int(v) for v in size)):
+        raise ClipganError(f"the state's picture size {brief(size)} is not two positive whole numbers")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= len(losses):
+        raise ClipganError(f"the state's first-run steps {brief(steps)} are not within its {len(losses)} losses")
+    first_settings = Settings.from_dict(info["settings"]).replace(trust_checkpoint=base.trust_checkpoint)
+    if first_settings.upscale is not None:
+        raise ClipganError("the state's first run is itself upscaled")
+    first = Result(Image.new("RGB", tuple(size)), first_settings.seed, first_settings, list(losses[:steps]), None)
+    return first, {**resume, "losses": list(losses[steps:])}
+
+
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE
 
 
 def run_edit(s: Settings, *, models=None, callback: Callable[[Step], None] | None = None, resume: dict | None = None):
-    """What `generate` runs for settings with a `mask` (inpaint, resumable) or an `upscale` (both: inpaint,
-    then upscale; not resumable)."""
+    """What `generate` runs for settings with a `mask` (inpaint) or an `upscale` (both: inpaint, then
+    upscale); both resumable."""
     if s.upscale is not None:
-        if resume is not None:
-            raise ClipganError("upscaled runs cannot be resumed; run them again (with the same seed for the same picture)")
-        return generate_upscaled(models=models, callback=callback, settings=s)
+        return generate_upscaled(models=models, callback=callback, resume=resume, settings=s)
     return inpaint((), s.init_image, s.mask, models=models, callback=callback, settings=s, resume=resume)

@@ -151,6 +151,9 @@ def state_problem(data: dict) -> str | None:
         losses = data.get("losses", [])
         if not isinstance(losses, list) or not all(_number(v) for v in losses):
             return "its losses are not a list of numbers"
+        if "phase" in data and not (data["phase"] == "refine" and data["kind"] == "generate"
+                                    and data["settings"].get("upscale") is not None):
+            return f"its phase {brief(data['phase'])} is not the refinement of an upscaled generate"
         return None
     carry, job = data.get("carry"), data["job"]
     if not _is(job.get("kind"), (data["kind"],)):

@@ -341,8 +341,9 @@ def run_loop(s: Settings, models: Models, model: ImageModel, guides: GuideSchedu
             warnings.warn(f"stopped early at step {last.index + 1} of {options['steps']}: the loss fell less than "
                           f"{EARLY_STOP_GAIN:.0%} over the last {window} steps (--early-stop)", ClipganNotice)
             break
-    if last is None:
-        raise ClipganError("nothing left to do: that run had already finished")
+    if last is None:  # a state taken after the run's last step: its picture is the run's result
+        with torch.no_grad():
+            last = Step(start - 1, losses[-1] if losses else float("nan"), {}, model.z.detach().clone(), model.forward())
     return last, losses
 
 

@@ -291,3 +291,34 @@ def test_outpaint_continues_the_background(tmp_path):
     out = to_tensor(result.image)[0]
     assert np.array_equal(np.asarray(result.image)[:, :64], np.asarray(src))
     assert color_fractions(out[..., 64 + 8:])["blue"] > 0.5
+
+
+@pytest.mark.parametrize("stop_at", [0, 1, 2, 3])  # after the first run's steps 1-2 (2: none left), the refinement's
+def test_upscaled_generate_resumes_from_either_run_to_the_uninterrupted_result(tiny_loaded, stop_at):
+    from clipgan.config import Settings
+    from clipgan.pipeline import generate, resume_state, rng_state
+
+    models, kw = tiny_loaded
+    s = Settings(**kw).replace(prompts=["a red circle"], iterations=2, size=(16, 16), upscale=2.0, upscale_steps=2,
+                               lr_schedule="cosine", cut_schedule="ramp")
+    whole = generate(models=models, settings=s)
+    assert whole.image.size == (32, 32) and len(whole.losses) == 4
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def stop(step):
+        seen.append(step.loss)
+        if len(seen) == stop_at + 1:
+            seen.append(resume_state(step, s, list(seen), rng_state()))
+            raise Stop
+
+    with pytest.raises(Stop):
+        generate(models=models, settings=s, callback=stop)
+    state = seen[-1]
+    assert ("phase" in state) == (stop_at >= 2)
+    resumed = generate(models=models, settings=s, resume=state)
+    assert resumed.image.tobytes() == whole.image.tobytes()
+    assert resumed.losses == pytest.approx(whole.losses) and resumed.settings == whole.settings

@@ -190,11 +190,21 @@ def test_interrupted_masked_run_resumes_to_the_uninterrupted_picture(tiny_models
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(whole)))
 
 
-def test_resume_refuses_an_upscaled_state(files):
+def test_resume_refuses_an_upscaled_state_that_does_not_fit_the_run(files):
     state = files / "x.state.pt"
     settings = Settings().replace(prompts=["a"], upscale=2.0)
     torch.save({"kind": "generate", "version": 1, "job": {"output": str(files / "x.png")}, "settings": settings.to_dict(),
                 "z": torch.zeros(1, 4, 8, 8), "optimizer": {"state": {}, "param_groups": []}, "next_step": 0,
                 "rng": torch.get_rng_state()}, state)
     r = invoke(["resume", str(state)])
-    assert r.exit_code == 2 and "cannot be resumed" in r.output and not (files / "x.png").exists()
+    assert r.exit_code == 2 and "a state of another model or size" in r.output and not (files / "x.png").exists()
+
+
+def test_upscale_without_a_size_starts_at_the_models_own(one_thread, tmp_path):
+    """Found while making upscaled runs resumable: --upscale with no --size failed with a TypeError
+    (the size is the model's own only once the models are known)."""
+    out = tmp_path / "up.png"
+    r = invoke(["generate", "a red circle on a blue background", "--upscale", "2", "--upscale-steps", "1", "-i", "1",
+                "--cutn", "2", "--seed", "0", "-o", out, "-q"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).size == (128, 128) and settings_of(out)["size"] == [64, 64]

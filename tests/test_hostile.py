@@ -369,6 +369,54 @@ def test_saved_frames_of_another_size_are_refused_not_shrunk(real_state, tmp_pat
 
 
 @pytest.fixture(scope="module")
+def refine_state(tiny_loaded, tmp_path_factory) -> dict:
+    """An upscaled generate's state after the refinement's first step, as `clipgan generate` writes it."""
+    from clipgan.pipeline import generate, resume_state, rng_state
+
+    models, kwargs = tiny_loaded
+    settings_ = Settings(**kwargs).replace(prompts=["a red circle"], iterations=2, size=(16, 16), upscale=2.0,
+                                           upscale_steps=2)
+    steps = []
+    generate(models=models, settings=settings_, callback=lambda s: steps.append((s, rng_state())))
+    step, rng = steps[2]
+    state = resume_state(step, settings_, [s.loss for s, _ in steps[:3]], rng)
+    assert state["phase"] == "refine" and state["base"]["steps"] == 2
+    out = tmp_path_factory.mktemp("refine") / "out.png"
+    return {**state, "job": {"output": str(out), "save_every": 0, "frames_dir": None, "video": None, "fps": 24.0},
+            "frames": None}
+
+
+@RUNS
+@given(key=st.sampled_from(["phase", "base", "base.settings", "base.size", "base.steps", "losses", "settings"]),
+       value=STATE_VALUES)
+@example(key="base.steps", value=99)
+@example(key="base.size", value=[0, 16])
+@example(key="phase", value="first")
+@example(key="settings", value={"prompts": ["a red circle"]})  # a refinement of a run without upscale
+def test_every_refinement_state_field_is_refused_or_resumed(refine_state, tmp_path, capsys, key, value):
+    state = {**refine_state, "base": dict(refine_state["base"])}
+    where, name = (state["base"], key[5:]) if key.startswith("base.") else (state, key)
+    if isinstance(value, str) and value == "drop":
+        where.pop(name)
+    else:
+        where[name] = value
+    out = tmp_path / "out.png"
+    state["job"] = {**refine_state["job"], "output": str(out)}
+    path = tmp_path / "edited.state.pt"
+    try:
+        save_state(state, path)
+    except Exception:
+        assume(False)
+    code, err = cli(capsys, ["resume", path, "-q"])
+    if code == 0:
+        with Image.open(out) as image:
+            json.loads(image.info[SETTINGS_KEY], parse_constant=lambda c: pytest.fail(f"{c} in PNG JSON"))
+    else:
+        assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
+
+
+@pytest.fixture(scope="module")
 def zoom_state(tiny_loaded, tmp_path_factory) -> dict:
     """A zoom state after frame 0 of 2, as `clipgan zoom` writes it when interrupted."""
     from clipgan import animate

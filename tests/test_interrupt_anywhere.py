@@ -166,3 +166,26 @@ def test_edit_commands_interrupted_mid_run_keep_the_picture_and_resume_to_the_sa
     assert pixels(out).shape == pixels(whole).shape  # the picture so far
     assert invoke(["resume", state, "-q"]).exit_code == 0 and not state.exists()
     assert np.array_equal(pixels(out), pixels(whole))
+
+
+def test_upscaled_generate_interrupted_in_either_run_resumes_to_the_same_picture_and_video(tiny_loaded, tmp_path):
+    """Coarse to fine (--upscale) is two runs in one: a state taken in the first run or in the
+    refinement finishes both, and the progress video keeps every frame at the first run's size."""
+    _, kw = tiny_loaded
+    common = ["generate", A, *tiny_cli_args(kw), "-s", "16", "16", "-i", "3", "--upscale", "2", "--upscale-steps", "2",
+              "--fps", "5", "-q"]
+    whole = tmp_path / "whole.png"
+    counter = SignalAt()
+    assert invoke([*common, "-o", whole, "--video", tmp_path / "whole.gif"], counter).exit_code == 0
+    assert len(counter.marks) == 5 and pixels(whole).shape == (32, 32, 3)
+    for k in range(5):  # after each step: the first run's 3 (the last one's state has no step left), the refinement's 2
+        out, video = tmp_path / f"cut{k}.png", tmp_path / f"cut{k}.gif"
+        result = invoke([*common, "-o", out, "--video", video], SignalAt(counter.marks[k] + 2))
+        assert result.exit_code == 130, (k, result.output)
+        state = tmp_path / f"cut{k}.state.pt"
+        assert result.output.strip().splitlines()[-1].startswith(f"interrupted at step {k + 1}; image saved"), result.output
+        assert ("phase" in torch.load(state, weights_only=True)) == (k >= 3)
+        resumed = invoke(["resume", state, "-q"])
+        assert resumed.exit_code == 0, (k, resumed.output)
+        assert np.array_equal(pixels(out), pixels(whole)), k
+        assert np.array_equal(video_pixels(video), video_pixels(tmp_path / "whole.gif")), k
