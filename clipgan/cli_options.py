@@ -33,7 +33,10 @@ ChangePromptEvery = Annotated[int, typer.Option("-cpe", "--change-prompt-every",
 ImagePrompt = Annotated[Optional[list[str]], typer.Option("-ip", "--image-prompt", help='Image prompt path[:weight[:stop]]; "a.png | b.png" holds two; repeatable.', show_default=False, rich_help_panel=PROMPTS)]
 NoiseSeeds = Annotated[Optional[str], typer.Option("-nps", "--noise-prompt-seeds", help='Noise prompts: seeds of random CLIP targets, "1,2" or "1 2".', show_default=False, rich_help_panel=PROMPTS)]
 NoiseWeights = Annotated[Optional[str], typer.Option("-npw", "--noise-prompt-weights", help="Their weights, in the same order (missing ones: 1).", show_default=False, rich_help_panel=PROMPTS)]
-Size = Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=SIZE_HELP, rich_help_panel=OUTPUT, show_default=False)]
+# generate (and batch): a size left out also takes the model's coarse-to-fine recipe (config.model_recipe)
+GENERATE_SIZE_HELP = SIZE_HELP + (" Left out with the bundled toy, a picture is drawn at 32 px and refined at 64 (coarse to "
+                                  "fine: more of the asked shapes); --size 64 64 draws at one size throughout.")
+Size = Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=GENERATE_SIZE_HELP, rich_help_panel=OUTPUT, show_default=False)]
 SaveEvery = Annotated[int, typer.Option("-se", "--save-every", help="Rewrite the output every N steps (0: only at the end).", rich_help_panel=OUTPUT)]
 InitImage = Annotated[Optional[str], typer.Option("-ii", "--init-image", help="Start from this image.", rich_help_panel=INIT)]
 InitWeight = Annotated[float, typer.Option("-iw", "--init-weight", help="Pull towards the starting latent.", rich_help_panel=INIT)]

@@ -286,6 +286,20 @@ class Settings:
             raise ClipganError(f"strength must be more than 0 and at most 1, got {self.strength:g}")
 
 
+def model_recipe(s: Settings) -> Settings:
+    """`s` with its VQGAN's own recipe: a generate that names no size, upscale or starting picture
+    draws at the registry entry's `coarse` size, then refines at the entry's size (coarse to fine;
+    for the bundled toy it draws more of the asked shapes, docs/benchmarks.md). Stories keep one
+    size: a refinement would replay every part. Other settings come back unchanged."""
+    from clipgan.models.registry import VQGAN_MODELS
+
+    entry = None if s.vqgan_config else VQGAN_MODELS.get(s.vqgan)
+    if (entry is None or not entry.coarse or not entry.size or s.size is not None or s.upscale is not None
+            or s.image_model != "vqgan" or s.init_image or s.mask or any("^" in p for p in s.prompts)):
+        return s
+    return s.replace(size=(entry.coarse, entry.coarse), upscale=entry.size / entry.coarse)
+
+
 MAX_SIDE = 65536  # px per side: far beyond any step that fits in memory, and within what PIL and torch index
 MAX_STROKES = 10000  # the rasterizer's memory grows with strokes x pixels
 LR_FLOOR = 0.1  # lr_schedule cosine ends at this share of lr: late steps still move, gently

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from clipgan.config import Settings
+from clipgan.config import Settings, model_recipe
 from clipgan.errors import ClipganError
 from clipgan.optimize import Step
 from clipgan.runsetup import (Models, Result, build_guides, check_resume, cpu_has_native_bf16,  # noqa: F401
@@ -31,14 +31,15 @@ def generate(
     dict and finishes that run exactly as if it had never stopped.
 
     With `mask` (and `init_image`) the run inpaints; with `upscale` it ends with a refinement
-    at the larger size: both are `clipgan.edit` functions, which cannot be resumed.
+    at the larger size (both `clipgan.edit` functions). A run that names no size takes its VQGAN's
+    recipe (`config.model_recipe`: the bundled toy draws at 32 px and refines at 64).
     """
     if isinstance(prompts, str):
         prompts = [prompts]
     base = settings.pop("settings", None) or Settings()
     if prompts:
         settings["prompts"] = list(prompts)
-    s = base.replace(**settings)
+    s = model_recipe(base.replace(**settings))
     if s.image_model == "diffusion":  # clipgan.run.generate sends diffusion runs to clipgan.diffuse
         raise ClipganError("pipeline.generate optimizes image models; use clipgan.generate for image model 'diffusion'")
     if s.mask is not None or s.upscale is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from clipgan.config import Settings
+from clipgan.config import Settings, model_recipe
 
 
 def total_steps(s: Settings) -> int:
@@ -16,7 +16,20 @@ def total_steps(s: Settings) -> int:
         from clipgan.diffuse import denoising_steps
 
         return denoising_steps(s)
+    s = model_recipe(s)
     return s.iterations + (s.upscale_steps if s.upscale is not None else 0)
+
+
+def first_steps(s: Settings, steps: int) -> Settings | None:
+    """Settings whose whole run is the first `steps` steps of the run of `s` (a stopped run's picture,
+    rerun): fewer iterations, or, within an upscale's refinement, fewer refinement steps. None for
+    diffusion, whose steps follow a noise schedule set by their number."""
+    if s.image_model == "diffusion":
+        return None
+    s = model_recipe(s)
+    if s.upscale is not None and steps > s.iterations:
+        return s.replace(upscale_steps=min(steps - s.iterations, s.upscale_steps))
+    return s.replace(iterations=max(1, min(steps, s.iterations)), upscale=None)
 
 
 def generate(prompts=(), *, models=None, callback: Callable | None = None, resume: dict | None = None, **settings):

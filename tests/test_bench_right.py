@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from clipgan.bench import right
 from clipgan.toyworld import render as rw
@@ -42,6 +43,14 @@ def classifier():
 def test_values_judge_needs_shape_and_both_colours(classifier, drawn, asked, expected):
     image = rw.render_batch([rw.Spec(*drawn)])
     assert right.judge(image, asked, classifier) is expected
+
+
+def test_a_small_draft_is_judged_at_the_classifiers_size(classifier):
+    image = rw.render_batch([rw.Spec("star", "red", "blue")], 64)
+    small = image[..., ::2, ::2]  # every other pixel: the colour fractions stay about the same
+    assert right.judge(small, ("red", "star", "blue"), classifier)
+    assert not right.judge(small, ("red", "circle", "blue"), classifier)
+    assert not right.judge(small, ("green", "star", "blue"), classifier)
 
 
 def test_values_variant_parsing():

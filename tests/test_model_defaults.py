@@ -130,3 +130,47 @@ def test_feature_examples_without_size_take_the_models_size(tmp_path):
     main = runpy.run_path(str(script))["main"]
     path = main(["--out", str(tmp_path), "--iterations", "1"], cutn=1, device="cpu")
     assert Image.open(path).size == (64, 64)  # the bundled models' own size, from the registry
+
+
+# ---------------------------------------------------------------- coarse to fine, the toy's recipe
+
+def test_feature_recipe_applies_only_where_nothing_says_otherwise(tmp_path):
+    from clipgan.config import model_recipe
+
+    plain = Settings(prompts=["a red circle on a blue background"])
+    assert (model_recipe(plain).size, model_recipe(plain).upscale) == ((32, 32), 2.0)
+    assert VQGAN_MODELS["toy"].coarse == 32 and all(e.coarse is None for e in VQGAN_MODELS.values() if not e.bundled)
+    unchanged = [plain.replace(size=(64, 64)), plain.replace(upscale=1.5), plain.replace(init_image="x.png"),
+                 plain.replace(image_model="pixels"), plain.replace(image_model="diffusion"),
+                 plain.replace(vqgan="vqgan_imagenet_f16_1024"), plain.replace(prompts=["a red circle ^ a blue square"]),
+                 plain.replace(vqgan_config="c.yaml", vqgan_checkpoint="c.ckpt")]
+    for s in unchanged:
+        assert model_recipe(s) == s, s
+    assert model_recipe(model_recipe(plain)) == model_recipe(plain)  # once applied, it stays
+
+
+def test_feature_default_generate_draws_coarse_then_fine_and_reruns_from_its_settings(toy, one_thread):
+    import clipgan
+
+    kw = dict(models=toy, iterations=3, upscale_steps=2, cutn=2, seed=4)
+    result = clipgan.generate("a red circle on a blue background", **kw)
+    assert result.image.size == (64, 64) and len(result.losses) == 5
+    assert (result.settings.size, result.settings.upscale) == ((32, 32), 2.0)
+    again = clipgan.generate(models=toy, settings=result.settings)
+    assert again.image.tobytes() == result.image.tobytes()
+
+
+@pytest.mark.parametrize("stop", [2, 3, 4])  # in the coarse run, at its end, in the refinement
+def test_feature_first_steps_rerun_gives_the_picture_a_stopped_run_had(toy, one_thread, stop):
+    import clipgan
+    from clipgan.io import to_pil
+    from clipgan.run import first_steps
+
+    s = Settings(**CPU).replace(prompts=["a blue star on a yellow background"], iterations=3, upscale_steps=2, cutn=2,
+                                seed=7)
+    pictures = []
+    clipgan.generate(models=toy, settings=s, callback=lambda step: pictures.append(to_pil(step.image)))
+    prefix = first_steps(s, stop)
+    assert (prefix.upscale is None) == (stop <= 3)
+    assert clipgan.generate(models=toy, settings=prefix).image.tobytes() == pictures[stop - 1].tobytes()
+    assert first_steps(s.replace(image_model="diffusion"), stop) is None

@@ -32,6 +32,19 @@ def test_form_round_trip_with_negative_prompts_and_images(tmp_path):
     assert forms.to_settings(values).to_dict() == s.replace(prompts=["a red circle:2", "a ^ b", "a dog:-1", "blue:-0.5"]).to_dict()
 
 
+def test_form_shows_the_models_own_recipe_as_the_models_size():
+    """A default toy picture's settings (drawn at 32, refined at 64) fill the form as 0 x 0 and no
+    upscale: rerun, the recipe comes back; switched to diffusion, no upscale is left behind."""
+    from clipgan.config import model_recipe
+
+    ran = model_recipe(Settings().replace(prompts=["a red circle"], seed=3))
+    values = forms.form_values(ran)
+    assert (values["width"], values["height"], values["upscale"]) == (0, 0, 0)
+    assert model_recipe(forms.to_settings(values)) == ran
+    chosen = ran.replace(upscale=4.0)  # not the recipe: kept as it ran
+    assert (forms.form_values(chosen)["width"], forms.form_values(chosen)["upscale"]) == (32, 4.0)
+
+
 @pytest.mark.parametrize("line, expected", [("a cat", "a cat:-1"), ("a cat:2", "a cat:-2"), ("a cat:-3", "a cat:-3"),
                                             ("sky:1:0.2", "sky:-1:0.2")])
 def test_negative_prompt_lines(line, expected):

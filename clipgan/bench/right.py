@@ -59,9 +59,17 @@ class Reached(Exception):
     """Raised from a callback to stop a run once its picture is right."""
 
 
+# the classifier's training size: a coarse-to-fine draft (32 px) is judged enlarged to it, by pixel
+# repetition, so its colour fractions stay exactly the draft's
+JUDGED_SIDE = 64
+
+
 def judge(image: torch.Tensor, triple: tuple[str, str, str], classifier) -> bool:
     fg, shape, bg = triple
-    s = quality.score(image.detach().float().cpu()[0], fg, shape, bg, classifier)
+    image = image.detach().float().cpu()
+    if image.shape[-2:] != (JUDGED_SIDE, JUDGED_SIDE):
+        image = torch.nn.functional.interpolate(image, size=(JUDGED_SIDE, JUDGED_SIDE), mode="nearest")
+    s = quality.score(image[0], fg, shape, bg, classifier)
     return s["fg_hit"] and s["bg_hit"] and s["shape_hit"]
 
 

@@ -30,6 +30,9 @@ class VQGANEntry:
     checkpoint_sha256: str | None = None
     bundled: bool = False  # shipped in the repo's checkpoints/ folder, never downloaded
     size: int | None = None  # px per side it was made for (a run's default); None: by device (config.GPU_SIZE)
+    # px per side a generate that names no size draws at first, then refines at `size` (coarse to
+    # fine, config.model_recipe); None: one size throughout
+    coarse: int | None = None
     # File names inside the checkpoints dir; empty means f"{name}.yaml" / f"{name}.ckpt".
     config_file: str = ""
     checkpoint_file: str = ""
@@ -70,6 +73,7 @@ _ENTRIES = [
         description="tiny VQGAN trained on the bundled shapes world (runs on CPU in seconds)",
         bundled=True,
         size=64,  # its CLIP and VQGAN were trained on 64 px renders: larger sizes come out as stripes
+        coarse=32,  # layout at 32 px, then 20 steps at 64: more shapes on both bench sets (docs/benchmarks.md)
         config_file="toy-vqgan.yaml",
         checkpoint_file="toy-vqgan.ckpt",
     ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from clipgan.config import IMAGE_MODELS, Settings
+from clipgan.config import IMAGE_MODELS, Settings, model_recipe
 from clipgan.errors import ClipganError
 from clipgan.prompts import parse_prompt
 
@@ -88,6 +88,9 @@ def to_settings(values: dict) -> Settings:
 
 def form_values(s: Settings) -> dict:
     """Settings -> form values, the inverse of `to_settings` (negative weights go to the negative box)."""
+    bare = s.replace(size=None, upscale=None)
+    if s.size is not None and model_recipe(bare) == s:  # the model's own recipe (coarse to fine): "the model's", 0 x 0
+        s = bare
     out = {k: getattr(s, k) for k in FORM_FIELDS}
     out["clip"], out["augments"] = list(s.clip), list(s.augments)
     for name in ("noise_prompt_seeds", "noise_prompt_weights"):

@@ -115,7 +115,7 @@ def build(ctx: Context) -> None:
         values["image_prompt_files"] = [keep_upload(f, ctx.outdir) for f in values["image_prompt_files"] or []]
         s = forms.to_settings(values)
         from clipgan.pipeline import draw_seed
-        from clipgan.run import generate as run_generate, total_steps
+        from clipgan.run import first_steps, generate as run_generate, total_steps
 
         if s.seed is None:  # drawn here, so that a stopped run's picture carries it too
             s = s.replace(seed=draw_seed())
@@ -131,8 +131,7 @@ def build(ctx: Context) -> None:
                 return
             # the same run with only the steps done gives this picture again (for prompts without a story);
             # a diffusion run's steps are a schedule, so its settings stay those of the whole run
-            prefix = s.upscale is None and s.image_model != "diffusion"
-            result_settings, image = s.replace(iterations=max(1, end.step)) if prefix else s, end.image
+            result_settings, image = first_steps(s, end.step) or s, end.image
             note = f"stopped at step {end.step} / {total}"
         else:
             result_settings, image = end.value.settings, end.value.image
