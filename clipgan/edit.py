@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from clipgan.config import MAX_SIDE, UPSCALE_STEPS, Settings, default_feather
+from clipgan.config import UPSCALE_STEPS, Settings, default_feather
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.errors import ClipganError, brief
 from clipgan.io import grey, open_image, rgb, to_pil, to_tensor
@@ -374,15 +374,16 @@ def generate_upscaled(prompts=(), *, upscale_factor: float | None = None, upscal
                         upscale_steps=base.upscale_steps if upscale_steps is None else upscale_steps)
     models = models or load_models(base)
     # both phases checked before the first step: the refinement at the larger size is the big one
-    w, h = (fit_size(open_image(base.init_image).size, image_factor(base, models)) if base.mask
-            else run_size(base, models))  # no size given: the model's own, as the first run will use
+    # the first run's picture: an inpainted one keeps its own size; else the run's (the model's own when none is given)
+    first_size = open_image(base.init_image).size if base.mask else run_size(base, models)
+    w, h = fit_size(first_size, image_factor(base, models))
     big_size = (round(w * base.upscale), round(h * base.upscale))
     check_memory(base, models, size=(w, h))
     check_memory(base, models, size=big_size, lower="--upscale")
     plain = base.replace(upscale=None)
     refine_resume = None
     if resume is not None and resume.get("phase") == REFINE:
-        first, refine_resume = _refine_state(resume, base)
+        first, refine_resume = _refine_state(resume, base, first_size)
     elif plain.mask is not None:
         first = inpaint((), plain.init_image, plain.mask, models=models, callback=callback, settings=plain, resume=resume)
     else:
@@ -403,18 +404,18 @@ def generate_upscaled(prompts=(), *, upscale_factor: float | None = None, upscal
 REFINE = "refine"  # a state taken during an upscaled run's refinement
 
 
-def _refine_state(resume: dict, base: Settings):
+def _refine_state(resume: dict, base: Settings, first_size: tuple[int, int]):
     """A refinement step's state -> (the first run's Result as far as the refinement needs it, the
-    refinement's own state). The first run's picture is not kept: only its size matters, the latent
-    comes from the state."""
+    refinement's own state). The first run's picture is not kept: only its size matters (it must be
+    this run's `first_size`, checked for memory already), the latent comes from the state."""
     from clipgan.runsetup import Result
 
     info, losses = resume.get("base"), resume.get("losses", [])
     if not isinstance(info, dict) or not isinstance(info.get("settings"), dict):
         raise ClipganError("the state's refinement has no settings of the run before it")
     size, steps = info.get("size"), info.get("steps")
-    if not (isinstance(size, list) and len(size) == 2 and all(_positive_int(v) for v in size)):
-        raise ClipganError(f"the state's picture size {brief(size)} is not two positive whole numbers")
+    if size != list(first_size):
+        raise ClipganError(f"the state's first picture is {brief(size)}, but this run's is {list(first_size)}")
     if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= len(losses):
         raise ClipganError(f"the state's first-run steps {brief(steps)} are not within its {len(losses)} losses")
     first_settings = Settings.from_dict(info["settings"]).replace(trust_checkpoint=base.trust_checkpoint)
@@ -422,10 +423,6 @@ def _refine_state(resume: dict, base: Settings):
         raise ClipganError("the state's first run is itself upscaled")
     first = Result(Image.new("RGB", tuple(size)), first_settings.seed, first_settings, list(losses[:steps]), None)
     return first, {**resume, "losses": list(losses[steps:])}
-
-
-def _positive_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE
 
 
 def run_edit(s: Settings, *, models=None, callback: Callable[[Step], None] | None = None, resume: dict | None = None):

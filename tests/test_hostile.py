@@ -391,6 +391,7 @@ def refine_state(tiny_loaded, tmp_path_factory) -> dict:
        value=STATE_VALUES)
 @example(key="base.steps", value=99)
 @example(key="base.size", value=[0, 16])
+@example(key="base.size", value=[60000, 60000])  # refused before a picture that size is made
 @example(key="phase", value="first")
 @example(key="settings", value={"prompts": ["a red circle"]})  # a refinement of a run without upscale
 def test_every_refinement_state_field_is_refused_or_resumed(refine_state, tmp_path, capsys, key, value):
