@@ -92,6 +92,17 @@ def cli(capsys, argv) -> tuple[int, str]:
     return info.value.code, err
 
 
+def resume_edited(capsys, state: dict, path: Path) -> tuple[int, str, bytes]:
+    """Writes an edited state file and resumes it: (exit code, stderr, the file's bytes before)."""
+    try:
+        save_state(state, path)
+    except Exception:
+        assume(False)  # torch cannot save it: no such file can exist
+    before = path.read_bytes()
+    code, err = cli(capsys, ["resume", path, "-q"])
+    return code, err, before
+
+
 # ---------------------------------------------------------------- numeric options
 
 NUMERIC = ["iterations", "change_prompt_every", "init_weight", "feather", "tv_weight", "upscale", "upscale_steps",
@@ -341,12 +352,7 @@ def test_every_state_file_field_is_refused_or_resumed(real_state, tmp_path, caps
     out = Path(real_state["job"]["output"]).with_name(f"{tmp_path.name}.png")
     state["job"] = {**real_state["job"], "output": str(out)} if key != "job" else state.get("job")
     path = tmp_path / "edited.state.pt"
-    try:
-        save_state(state, path)
-    except Exception:
-        assume(False)  # torch cannot save it: no such file can exist
-    before = path.read_bytes()
-    code, err = cli(capsys, ["resume", path, "-q"])
+    code, err, before = resume_edited(capsys, state, path)
     if code == 0:
         assert out.exists()
         with Image.open(out) as image:
@@ -403,12 +409,7 @@ def test_every_refinement_state_field_is_refused_or_resumed(refine_state, tmp_pa
         where[name] = value
     out = tmp_path / "out.png"
     state["job"] = {**refine_state["job"], "output": str(out)}
-    path = tmp_path / "edited.state.pt"
-    try:
-        save_state(state, path)
-    except Exception:
-        assume(False)
-    code, err = cli(capsys, ["resume", path, "-q"])
+    code, err, _ = resume_edited(capsys, state, tmp_path / "edited.state.pt")
     if code == 0:
         with Image.open(out) as image:
             json.loads(image.info[SETTINGS_KEY], parse_constant=lambda c: pytest.fail(f"{c} in PNG JSON"))
@@ -456,12 +457,7 @@ def test_every_animation_state_field_is_refused_or_resumed(zoom_state, tmp_path,
     if isinstance(state["job"], dict) and not (where == "job" and key == "output"):
         state["job"] = {**state["job"], "output": str(out)}
     path = tmp_path / "z.state.pt"
-    try:
-        save_state(state, path)
-    except Exception:
-        assume(False)
-    before = path.read_bytes()
-    code, err = cli(capsys, ["resume", path, "-q"])
+    code, err, before = resume_edited(capsys, state, path)
     if code == 0:
         assert out.exists()
         out.unlink()

@@ -167,11 +167,12 @@ def test_nan_stops_the_run_after_the_last_good_step(parts):
     assert len(good) == 2 and torch.isfinite(good[-1].image).all()
 
 
-def test_resume_gives_the_uninterrupted_result(tiny_settings):
+@pytest.mark.parametrize("schedules", [{}, {"lr_schedule": "cosine", "cut_schedule": "ramp"}])
+def test_resume_gives_the_uninterrupted_result(tiny_settings, schedules):
     from clipgan.config import Settings
     from clipgan.pipeline import resume_state, rng_state
 
-    settings = {**tiny_settings, "iterations": 5, "init_weight": 0.5}
+    settings = {**tiny_settings, "iterations": 5, "init_weight": 0.5, **schedules}
     whole = clipgan.generate("a red circle", **settings)
     saved = {}
 
