@@ -174,3 +174,4 @@ def test_feature_first_steps_rerun_gives_the_picture_a_stopped_run_had(toy, one_
     assert (prefix.upscale is None) == (stop <= 3)
     assert clipgan.generate(models=toy, settings=prefix).image.tobytes() == pictures[stop - 1].tobytes()
     assert first_steps(s.replace(image_model="diffusion"), stop) is None
+    assert first_steps(s.replace(lr_schedule="cosine"), stop) is None  # its lr follows the run's length

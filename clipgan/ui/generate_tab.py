@@ -130,7 +130,7 @@ def build(ctx: Context) -> None:
                 yield {status: "stopped before the first step"}
                 return
             # the same run with only the steps done gives this picture again (for prompts without a story);
-            # a diffusion run's steps are a schedule, so its settings stay those of the whole run
+            # where none does (diffusion, schedules: steps that follow the run's length), the whole run's
             result_settings, image = first_steps(s, end.step) or s, end.image
             note = f"stopped at step {end.step} / {total}"
         else:
