@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from clipgan.bench import right
 from clipgan.toyworld import render as rw
