@@ -68,9 +68,10 @@ def _dtype(s: Settings, device: torch.device):
 
 
 def _prepared(s: Settings, models: DiffusionModels | None):
-    from clipgan.runsetup import draw_seed, schedules
+    from clipgan.runsetup import draw_seed
+    from clipgan.schedules import scheduled
 
-    if schedules(s, s.iterations) != (None, None):
+    if scheduled(s):
         raise ClipganError("--lr-schedule and --cut-schedule shape an optimized run; a diffusion run's steps follow "
                            "its noise schedule (leave them at constant)")
     models = models or load_diffusion_models(s)

@@ -24,7 +24,9 @@ def first_steps(s: Settings, steps: int) -> Settings | None:
     """Settings whose whole run is the first `steps` steps of the run of `s` (a stopped run's picture,
     rerun): fewer iterations, or, within an upscale's refinement, fewer refinement steps. None where
     no such settings exist: diffusion, and lr or cutout schedules, whose steps follow the run's length."""
-    if s.image_model == "diffusion" or (s.lr_schedule, s.cut_schedule) != ("constant", "constant"):
+    from clipgan.schedules import scheduled
+
+    if s.image_model == "diffusion" or scheduled(s):
         return None
     s = model_recipe(s)
     if s.upscale is not None and steps > s.iterations:

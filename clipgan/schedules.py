@@ -9,6 +9,11 @@ import math
 from clipgan.config import CUT_START, LR_FLOOR, CutSchedule, LrSchedule
 
 
+def scheduled(settings) -> bool:
+    """Whether a run of these Settings has an lr or cutout schedule on (not both constant)."""
+    return (settings.lr_schedule, settings.cut_schedule) != (LrSchedule.constant.value, CutSchedule.constant.value)
+
+
 def lr_factor(schedule: str, step: int, steps: int) -> float:
     """The share of the settings' lr at `step` (0-based) of a run of `steps`."""
     if schedule == LrSchedule.constant.value or steps < 2:
