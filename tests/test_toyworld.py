@@ -128,6 +128,31 @@ def test_quick_robust_clip_from_scratch_honours_width_and_warmup(tmp_path):
     assert model.visual.conv3.out_channels == 16  # ModifiedResNet: the stem ends at the width
 
 
+def test_quick_vqgan_honours_downsampling_and_codebook_size(tmp_path):
+    """--vq-downsampling 8 --vq-codes 16: the card says so, clipgan's own loader reads the files as an
+    f8 model whose 64 px picture is an 8x8 grid of 16 codes, and the bench draws with it."""
+    from clipgan.models.vqgan import load_vqgan
+    from clipgan.toyworld import train
+
+    card = train.main(["--out", str(tmp_path), "--quick", "--only", "vqgan", "--vq-downsampling", "8",
+                       "--vq-codes", "16"])
+    assert card["vqgan"]["downsampling"] == 8 and card["vqgan"]["architecture"]["n_embed"] == 16
+    vq = load_vqgan(tmp_path / "toy-vqgan.yaml", tmp_path / "toy-vqgan.ckpt")
+    assert vq.factor == 8 and vq.codebook.shape[0] == 16
+    with torch.no_grad():
+        z = vq.encode(torch.rand(1, 3, 64, 64))
+        assert z.shape[-2:] == (8, 8) and vq.decode(z).shape == (1, 3, 64, 64)
+    # the bench draws with it when named (how the f8 lever was measured)
+    from clipgan.toyworld import bench
+
+    report = tmp_path / "bench.json"
+    bench.main(["--n", "1", "--iterations", "1", "--cutn", "2", "--size", "64", "64", "--init-noise", "pixels",
+                "--vqgan-config", str(tmp_path / "toy-vqgan.yaml"), "--vqgan-checkpoint", str(tmp_path / "toy-vqgan.ckpt"),
+                "--json", str(report)])
+    used = json.loads(report.read_text())["settings"]
+    assert used["vqgan_config"] == str(tmp_path / "toy-vqgan.yaml") and used["init_noise"] == "pixels"
+
+
 # --- the bundled, committed models ---------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -118,12 +118,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--candidates", type=int, help="diffusion: starting noises tried per picture")
     parser.add_argument("--clip", action="append", help="CLIP spec (ARCH:WEIGHTS or alias); repeat for an ensemble")
     parser.add_argument("--diffusion", help="a diffusers UNet folder (default: the bundled toy)")
+    parser.add_argument("--init-noise", help="codes, pixels or gradient (Settings.init_noise)")
+    parser.add_argument("--vqgan-config", help="a taming yaml (with --vqgan-checkpoint): another VQGAN than the bundled one")
+    parser.add_argument("--vqgan-checkpoint")
     parser.add_argument("--json", help="also write the full report here")
     parser.add_argument("--picture", help="also save the first prompt's picture here (the README gallery)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "strokes", "lr", "guidance_scale", "scheduler", "diffusion",
                                                              "candidates", "clip", "upscale", "upscale_steps", "early_stop", "lr_schedule",
-                                                             "cut_schedule")
+                                                             "cut_schedule", "vqgan_config", "vqgan_checkpoint",
+                                                             "init_noise")
                  and v is not None}
     if "clip" in overrides:
         overrides["clip"] = tuple(overrides["clip"])

@@ -78,10 +78,11 @@ def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, positio
     }
 
 
-def run_vqgan(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int, bf16: bool) -> dict:
+def run_vqgan(out: str, steps: int, seed: int, eval_n: int, threads: int, position: int, bf16: bool,
+              arch: vq_mod.VQArch | None = None) -> dict:
     import torch
     torch.set_num_threads(threads)
-    cfg = vq_mod.VQTrainConfig(steps=steps, seed=seed, eval_n=eval_n, bf16=bf16)
+    cfg = vq_mod.VQTrainConfig(arch=arch or vq_mod.VQArch(), steps=steps, seed=seed, eval_n=eval_n, bf16=bf16)
     cfg.warmup = min(cfg.warmup, max(1, steps // 10))
     model, log = vq_mod.train(cfg, progress=True, position=position)
     cfg_path, ckpt_path = vq_mod.save(model, cfg.arch, Path(out), global_step=steps)
@@ -89,7 +90,7 @@ def run_vqgan(out: str, steps: int, seed: int, eval_n: int, threads: int, positi
     ev = vq_mod.evaluate(model, n=eval_n, seed=cfg.eval_seed)
     return {
         "files": [_file_info(cfg_path), _file_info(ckpt_path)],
-        "architecture": vq_mod.VQArch().taming_config()["model"]["params"]["ddconfig"]
+        "architecture": cfg.arch.ddconfig()
         | {"embed_dim": cfg.arch.embed_dim, "n_embed": cfg.arch.n_embed},
         "downsampling": 2 ** (len(cfg.arch.ch_mult) - 1),
         "parameters": _params(model),
@@ -156,6 +157,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--denoised-t-max", type=float, default=d.denoised_t_max,
                    help="the noise levels drawn: timesteps below this share of the UNet's schedule")
     p.add_argument("--diffusion-dir", help="toy UNet folder for --denoised-share (default: the bundled one)")
+    p.add_argument("--vq-downsampling", type=int, choices=[4, 8, 16], default=4,
+                   help="VQGAN: pixels per code side (f4 is bundled; f8 or f16 is a coarser, stronger prior)")
+    p.add_argument("--vq-codes", type=int, default=vq_mod.VQArch.n_embed, help="VQGAN: codebook size")
     p.add_argument("--threads", type=int, help="torch threads for a one-process run (default: every core)")
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
@@ -200,7 +204,8 @@ def main(argv=None) -> dict:
         keep = Path(tempfile.mkdtemp()) / "init.safetensors"
         shutil.copy(a.clip_init, keep)
         clip_options["init_from"] = str(keep)
-    extra = {"clip": (clip_options,)}
+    levels = {4: 3, 8: 4, 16: 5}[a.vq_downsampling]  # ch_mult entries: one downsampling between each
+    extra = {"clip": (clip_options,), "vqgan": (vq_mod.VQArch(n_embed=a.vq_codes, ch_mult=(2,) * levels),)}
     t0 = time.time()
     results = {}
     cores = os.cpu_count() or 1
