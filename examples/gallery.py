@@ -33,14 +33,15 @@ def main(argv: list[str] | None = None, **settings) -> list[Path]:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DOCS)
-    parser.add_argument("--iterations", type=int, default=150)
-    parser.add_argument("--size", type=int, default=64, help="the toy models' own size; the README shows them enlarged")
+    parser.add_argument("--iterations", type=int, help="steps per picture (default: clipgan's own)")
+    parser.add_argument("--size", type=int, help="side in px (default: clipgan's own recipe, as a new user gets it)")
     parser.add_argument("--frames", type=int, default=8, help="morph frames per transition")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    base = clipgan.Settings().replace(iterations=args.iterations, size=(args.size, args.size), seed=args.seed, **settings)
+    given = {"iterations": args.iterations, "size": args.size and (args.size, args.size)}
+    base = clipgan.Settings().replace(seed=args.seed, **{k: v for k, v in given.items() if v}, **settings)
     models = load_models(base)
     written = []
     for name, prompt in PICTURES.items():
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None, **settings) -> list[Path]:
         written.append(save_image(result.image, args.out / name, result.settings.to_dict()))
         print(f"{written[-1]}: {prompt!r}", flush=True)
     frames = morph(MORPH, models=models, settings=base, frames_per_transition=args.frames, loop=True,
-                   steps_per_frame=max(1, args.iterations // 20))
+                   steps_per_frame=max(1, base.iterations // 20))
     with VideoWriter(args.out / VIDEO, fps=8) as video:
         for frame in frames:
             video.append(frame.image)

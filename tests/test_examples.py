@@ -156,3 +156,17 @@ def test_readme_shows_the_gallery():
         files = [gallery.DOCS / name for name in [*gallery.PICTURES, gallery.VIDEO]]
         assert all(f.is_file() for f in files)
         assert sum(f.stat().st_size for f in gallery.DOCS.iterdir()) < 1_000_000
+
+
+def test_the_committed_gallery_shows_clipgans_defaults():
+    """The README's pictures are what a new user gets: each PNG's settings carry the bundled toy's
+    own recipe (coarse to fine), not a size or step count chosen for the gallery."""
+    from clipgan.config import Settings, model_recipe
+    from clipgan.io import read_settings
+
+    gallery = load("gallery")
+    for name, prompt in gallery.PICTURES.items():
+        used = Settings.from_dict(read_settings(gallery.DOCS / name))
+        default = model_recipe(Settings(prompts=[prompt]))
+        assert used.prompts == [prompt]
+        assert (used.size, used.upscale, used.iterations) == (default.size, default.upscale, default.iterations)
