@@ -151,6 +151,9 @@ def test_quick_vqgan_honours_downsampling_and_codebook_size(tmp_path):
                 "--json", str(report)])
     used = json.loads(report.read_text())["settings"]
     assert used["vqgan_config"] == str(tmp_path / "toy-vqgan.yaml") and used["init_noise"] == "pixels"
+    with pytest.raises(SystemExit) as refused:  # a codebook of one code: argparse's one-line error
+        train.parse_args(["--vq-codes", "1"])
+    assert refused.value.code == 2
 
 
 # --- the bundled, committed models ---------------------------------------------------

@@ -116,6 +116,13 @@ def run_classifier(out: str, steps: int, seed: int, eval_n: int, threads: int, p
             "train": {"steps": steps, "seed": seed, "seconds": log["train_seconds"]}}
 
 
+def _codebook_size(text: str) -> int:
+    n = int(text)
+    if n < 2:
+        raise argparse.ArgumentTypeError(f"at least 2 codes, not {n}")
+    return n
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m clipgan.toyworld.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,7 +166,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--diffusion-dir", help="toy UNet folder for --denoised-share (default: the bundled one)")
     p.add_argument("--vq-downsampling", type=int, choices=[4, 8, 16], default=4,
                    help="VQGAN: pixels per code side (f4 is bundled; f8 or f16 is a coarser, stronger prior)")
-    p.add_argument("--vq-codes", type=int, default=vq_mod.VQArch.n_embed, help="VQGAN: codebook size")
+    p.add_argument("--vq-codes", type=_codebook_size, default=vq_mod.VQArch.n_embed, help="VQGAN: codebook size")
     p.add_argument("--threads", type=int, help="torch threads for a one-process run (default: every core)")
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
