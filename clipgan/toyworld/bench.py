@@ -124,10 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="also write the full report here")
     parser.add_argument("--picture", help="also save the first prompt's picture here (the README gallery)")
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in ("iterations", "precision", "cutn", "size", "image_model", "strokes", "lr", "guidance_scale", "scheduler", "diffusion",
-                                                             "candidates", "clip", "upscale", "upscale_steps", "early_stop", "lr_schedule",
-                                                             "cut_schedule", "vqgan_config", "vqgan_checkpoint",
-                                                             "init_noise")
+    # every other option is a Settings field of the same name: given ones override the defaults
+    overrides = {k: v for k, v in vars(args).items() if k not in ("n", "seed", "which", "json", "picture")
                  and v is not None}
     if "clip" in overrides:
         overrides["clip"] = tuple(overrides["clip"])
