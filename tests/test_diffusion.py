@@ -339,6 +339,23 @@ def test_smoke_training_script_writes_a_loadable_folder(prediction, ranges, tmp_
     assert card["train"]["ranges"] == ranges
 
 
+
+def test_training_script_takes_the_unets_widths(tmp_path, one_thread):
+    """--channels 8,16,24: the folder's UNet has those widths and the card says so; widths the
+    UNet's 8 norm groups cannot split are argparse's one-line error (exit 2)."""
+    from clipgan.models.diffusion import load_diffusion
+    from clipgan.toyworld.train_diffusion import main as train_main
+
+    train_main(["--out", str(tmp_path), "--quick", "--channels", "8,16,24"])
+    folder = tmp_path / "toy-diffusion"
+    assert tuple(load_diffusion(folder).unet.config.block_out_channels) == (8, 16, 24)
+    assert json.loads((folder / "card.json").read_text())["train"]["channels"] == [8, 16, 24]
+    for bad in ("8,12", "32", "a,b"):
+        with pytest.raises(SystemExit) as refused:
+            train_main(["--out", str(tmp_path / "bad"), "--quick", "--channels", bad])
+        assert refused.value.code == 2
+    assert not (tmp_path / "bad").exists()
+
 def test_centred_renders_put_every_shape_in_the_middle():
     from clipgan.toyworld import render as rw
     from clipgan.toyworld.train_diffusion import batch

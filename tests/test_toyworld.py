@@ -156,6 +156,22 @@ def test_quick_vqgan_honours_downsampling_and_codebook_size(tmp_path):
     assert refused.value.code == 2
 
 
+
+def test_bench_other_shapes_are_the_same_scene_pushed_away():
+    """--other-shapes W: each of the four other shapes, same colours, as a negative prompt of weight -W;
+    a weight below 0 would pull towards them instead, so it is refused (exit 2)."""
+    from clipgan.prompts import parse_prompt
+    from clipgan.toyworld import bench
+
+    parsed = [parse_prompt(p) for p in bench.other_shapes("red", "star", "orange", 0.05)]
+    assert all(p.weight == -0.05 for p in parsed)
+    scenes = [rw.parse_caption(p.text) for p in parsed]
+    assert sorted(sc["shape"] for sc in scenes) == sorted(set(rw.SHAPES) - {"star"})
+    assert all(sc["fg"] == "red" and sc["bg"] == "orange" for sc in scenes)
+    with pytest.raises(SystemExit) as refused:
+        bench.main(["--n", "1", "--other-shapes", "-0.1"])
+    assert refused.value.code == 2
+
 # --- the bundled, committed models ---------------------------------------------------
 
 @pytest.fixture(scope="module")

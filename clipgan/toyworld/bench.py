@@ -6,7 +6,7 @@ an independent shape classifier (trained on renders, not the guiding CLIP) sees 
 and the seconds per image. Settings flags change the generation (e.g. --precision fp32).
 
     python -m clipgan.toyworld.bench [--n 24] [--image-model vqgan|pixels|fft|strokes] [--iterations N]
-        [--size W H] [--precision bf16] [--lr X] [--json out.json] [--picture first.png]
+        [--size W H] [--precision bf16] [--lr X] [--other-shapes W] [--json out.json] [--picture first.png]
 """
 
 from __future__ import annotations
@@ -57,7 +57,14 @@ def score(image: torch.Tensor, fg: str, shape: str, bg: str, classifier) -> dict
     }
 
 
-def run(n: int = 24, seed: int = 0, which: str = "main", picture: str | None = None, **settings) -> dict:
+def other_shapes(fg: str, shape: str, bg: str, weight: float) -> list[str]:
+    """The same scene with each other shape, as negative prompts of `weight` each: the colours cancel
+    between the prompt and these, so what is left of the pull is the asked shape's."""
+    return [f"{rw.caption(rw.Spec(other, fg, bg))}:{-weight:g}" for other in rw.SHAPES if other != shape]
+
+
+def run(n: int = 24, seed: int = 0, which: str = "main", picture: str | None = None, other_weight: float = 0.0,
+        **settings) -> dict:
     import clipgan
     from clipgan.config import Settings
     from clipgan.io import to_tensor
@@ -76,7 +83,8 @@ def run(n: int = 24, seed: int = 0, which: str = "main", picture: str | None = N
     for k, (fg, shape, bg) in enumerate(prompts(n, which)):
         text = rw.caption(rw.Spec(shape, fg, bg))
         t0 = time.perf_counter()
-        result = clipgan.generate(text, models=models, settings=base, seed=seed + k)
+        negatives = other_shapes(fg, shape, bg, other_weight) if other_weight else []
+        result = clipgan.generate([text, *negatives], models=models, settings=base, seed=seed + k)
         seconds.append(time.perf_counter() - t0)
         rows.append({"prompt": text, **score(to_tensor(result.image)[0], fg, shape, bg, classifier)})
         if picture and k == 0:
@@ -90,6 +98,7 @@ def run(n: int = 24, seed: int = 0, which: str = "main", picture: str | None = N
         "color_hit_rate": (mean("fg_hit") + mean("bg_hit")) / 2,
         "shape_accuracy": mean("shape_hit"),
         "seconds_per_image": sum(seconds) / len(seconds),
+        "other_shapes_weight": other_weight,
         "settings": {k: v for k, v in base.to_dict().items() if k not in ("prompts", "seed")},
         "rows": rows,
     }
@@ -121,17 +130,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init-noise", help="codes, pixels or gradient (Settings.init_noise)")
     parser.add_argument("--vqgan-config", help="a taming yaml (with --vqgan-checkpoint): another VQGAN than the bundled one")
     parser.add_argument("--vqgan-checkpoint")
+    parser.add_argument("--other-shapes", type=float, default=0.0, dest="other_weight", metavar="W",
+                        help="add the scene with each other shape as a negative prompt of weight W (e.g. 0.05)")
     parser.add_argument("--json", help="also write the full report here")
     parser.add_argument("--picture", help="also save the first prompt's picture here (the README gallery)")
     args = parser.parse_args(argv)
+    if args.other_weight < 0:
+        parser.error("--other-shapes must be 0 or more (it is the weight each other shape is pushed away with)")
     # every other option is a Settings field of the same name: given ones override the defaults
-    overrides = {k: v for k, v in vars(args).items() if k not in ("n", "seed", "which", "json", "picture")
+    overrides = {k: v for k, v in vars(args).items() if k not in ("n", "seed", "which", "json", "picture", "other_weight")
                  and v is not None}
     if "clip" in overrides:
         overrides["clip"] = tuple(overrides["clip"])
     if "size" in overrides:
         overrides["size"] = tuple(overrides["size"])
-    report = run(args.n, args.seed, args.which, picture=args.picture, **overrides)
+    report = run(args.n, args.seed, args.which, picture=args.picture, other_weight=args.other_weight, **overrides)
     for r in report["rows"]:
         marks = "".join("x" if r[k] else "." for k in ("fg_hit", "bg_hit", "shape_hit"))
         print(f"{marks}  fg {r['fg_fraction']:.2f}  bg {r['bg_fraction']:.2f}  {r['prompt']}")

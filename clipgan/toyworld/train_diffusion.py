@@ -117,6 +117,17 @@ def save(unet, sched, out: Path) -> Path:
     return folder
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    """"16,32,64" -> (16, 32, 64): two levels at least, each a multiple of the 8 norm groups."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+    if len(widths) < 2 or any(w < 8 or w % 8 for w in widths):
+        raise argparse.ArgumentTypeError(f"{text!r}: give two widths or more, each a multiple of 8")
+    return widths
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="checkpoints")
@@ -125,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--channels", type=_channels, metavar="C1,C2,...",
+                   help="the UNet's widths, one per level, e.g. 16,32,64 (default 32,64,64)")
     p.add_argument("--prediction", choices=("epsilon", "v_prediction"))
     p.add_argument("--ranges", choices=tuple(rw.RANGES), help="the renders' layouts (centred: every shape in the middle)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
@@ -138,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = DiffusionTrainConfig(steps=3, batch=4, channels=(8, 16), warmup=1)
     from clipgan.pipeline import cpu_has_native_bf16
     cfg.bf16 = cfg.bf16 and not args.fp32 and cpu_has_native_bf16()  # emulated bf16 is 8-24x slower
-    for name in ("steps", "batch", "size", "seed", "lr", "prediction", "ranges"):
+    for name in ("steps", "batch", "size", "seed", "lr", "prediction", "ranges", "channels"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     unet, sched, log = train(cfg, snapshot=lambda u, s: save(u, s, Path(args.out)), every=args.snapshot_every)
