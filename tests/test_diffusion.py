@@ -339,7 +339,6 @@ def test_smoke_training_script_writes_a_loadable_folder(prediction, ranges, tmp_
     assert card["train"]["ranges"] == ranges
 
 
-
 def test_training_script_takes_the_unets_widths(tmp_path, one_thread):
     """--channels 8,16,24: the folder's UNet has those widths and the card says so; widths the
     UNet's 8 norm groups cannot split are argparse's one-line error (exit 2)."""
@@ -355,6 +354,7 @@ def test_training_script_takes_the_unets_widths(tmp_path, one_thread):
             train_main(["--out", str(tmp_path / "bad"), "--quick", "--channels", bad])
         assert refused.value.code == 2
     assert not (tmp_path / "bad").exists()
+
 
 def test_centred_renders_put_every_shape_in_the_middle():
     from clipgan.toyworld import render as rw

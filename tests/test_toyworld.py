@@ -156,7 +156,6 @@ def test_quick_vqgan_honours_downsampling_and_codebook_size(tmp_path):
     assert refused.value.code == 2
 
 
-
 def test_bench_other_shapes_are_the_same_scene_pushed_away():
     """--other-shapes W: each of the four other shapes, same colours, as a negative prompt of weight -W;
     a weight below 0 would pull towards them instead, so it is refused (exit 2)."""
@@ -170,6 +169,9 @@ def test_bench_other_shapes_are_the_same_scene_pushed_away():
     assert all(sc["fg"] == "red" and sc["bg"] == "orange" for sc in scenes)
     with pytest.raises(SystemExit) as refused:
         bench.main(["--n", "1", "--other-shapes", "-0.1"])
+    assert refused.value.code == 2
+    with pytest.raises(SystemExit) as refused:
+        bench.main(["--n", "1", "--other-shapes", "nan"])
     assert refused.value.code == 2
 
 # --- the bundled, committed models ---------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import time
 
 import torch
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="also write the full report here")
     parser.add_argument("--picture", help="also save the first prompt's picture here (the README gallery)")
     args = parser.parse_args(argv)
-    if args.other_weight < 0:
-        parser.error("--other-shapes must be 0 or more (it is the weight each other shape is pushed away with)")
+    if not (math.isfinite(args.other_weight) and args.other_weight >= 0):
+        parser.error("--other-shapes must be a number, 0 or more (it is the weight each other shape is pushed away with)")
     # every other option is a Settings field of the same name: given ones override the defaults
     overrides = {k: v for k, v in vars(args).items() if k not in ("n", "seed", "which", "json", "picture", "other_weight")
                  and v is not None}
