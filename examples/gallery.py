@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None, **settings) -> list[Path]:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    given = {"iterations": args.iterations, "size": args.size and (args.size, args.size)}
-    base = clipgan.Settings().replace(seed=args.seed, **{k: v for k, v in given.items() if v}, **settings)
+    given = {"iterations": args.iterations, "size": None if args.size is None else (args.size, args.size)}
+    base = clipgan.Settings().replace(seed=args.seed, **{k: v for k, v in given.items() if v is not None}, **settings)
     models = load_models(base)
     written = []
     for name, prompt in PICTURES.items():

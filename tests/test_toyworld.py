@@ -174,6 +174,7 @@ def test_bench_other_shapes_are_the_same_scene_pushed_away():
         bench.main(["--n", "1", "--other-shapes", "nan"])
     assert refused.value.code == 2
 
+
 # --- the bundled, committed models ---------------------------------------------------
 
 @pytest.fixture(scope="module")
