@@ -33,6 +33,8 @@ ChangePromptEvery = Annotated[int, typer.Option("-cpe", "--change-prompt-every",
 ImagePrompt = Annotated[Optional[list[str]], typer.Option("-ip", "--image-prompt", help='Image prompt path[:weight[:stop]]; "a.png | b.png" holds two; repeatable.', show_default=False, rich_help_panel=PROMPTS)]
 NoiseSeeds = Annotated[Optional[str], typer.Option("-nps", "--noise-prompt-seeds", help='Noise prompts: seeds of random CLIP targets, "1,2" or "1 2".', show_default=False, rich_help_panel=PROMPTS)]
 NoiseWeights = Annotated[Optional[str], typer.Option("-npw", "--noise-prompt-weights", help="Their weights, in the same order (missing ones: 1).", show_default=False, rich_help_panel=PROMPTS)]
+Contrast = Annotated[Optional[str], typer.Option("--contrast", metavar="WORDS", help='Comma-separated words set against each other: a prompt naming one ("a red circle") is also pushed away from itself with each other word ("a red square", ...), so the named one is drawn rather than what they share. Default: the CLIP\'s own (the bundled toy\'s five shapes; none for other CLIPs); none: off.', show_default=False, rich_help_panel=PROMPTS)]
+ContrastWeight = Annotated[float, typer.Option("--contrast-weight", help="How much of each prompt's weight goes to the contrast (0: off).", rich_help_panel=PROMPTS)]
 # generate (and batch): a size left out also takes the model's coarse-to-fine recipe (config.model_recipe)
 GENERATE_SIZE_HELP = SIZE_HELP + (" Left out with the bundled toy, a picture is drawn at 32 px and refined at 64 (coarse to "
                                   "fine: more of the asked shapes); --size 64 64 draws at one size throughout.")
@@ -112,6 +114,15 @@ def clip_name(spec: str) -> str:
         return spec
     arch = m.group(1).replace("/", "-") + (f"-{m.group(2)}" if m.group(2) else "")
     return f"{arch}:openai"
+
+
+def contrast(text: str | None) -> tuple[str, ...] | None:
+    """--contrast: None (not given) keeps the CLIP's own words; "none" or "" turns it off."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(w.strip() for w in text.split(",") if w.strip()) or ()
 
 
 def numbers(text: str | None, kind: type, name: str) -> list:

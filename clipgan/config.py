@@ -105,6 +105,10 @@ class Settings:
     image_model: str = "vqgan"  # what is optimized: one of IMAGE_MODELS
     strokes: int = DEFAULT_STROKES  # image_model strokes: how many curves
     change_prompt_every: int = 0  # "a ^ b" stories: steps per part (0: spread over the run)
+    # a prompt naming one of these words is also pushed away from itself with each other word
+    # (prompts.contrast_lanes); None: the CLIP's own (the bundled toy's shapes, else none); (): off
+    contrast: tuple[str, ...] | None = None
+    contrast_weight: float = 0.5  # the share of the prompt's weight the contrast takes (0: off)
     # width, height, rounded to the VQGAN's factor; None: the model's own (the bundled toy: 64),
     # else GPU_SIZE where a step fits in the GPU's memory, else CPU_SIZE (pipeline.run_size)
     size: tuple[int, int] | None = None
@@ -183,6 +187,10 @@ class Settings:
                 setattr(self, name, os.fspath(getattr(self, name)))
         if isinstance(self.clip, str):
             self.clip = (self.clip,)
+        if isinstance(self.contrast, str):
+            self.contrast = tuple(w.strip() for w in self.contrast.split(",") if w.strip())
+        elif isinstance(self.contrast, (list, tuple)):
+            self.contrast = tuple(w.strip() if isinstance(w, str) else w for w in self.contrast)
         if isinstance(self.augments, str):
             self.augments = tuple(a for a in self.augments.split(",") if a)
         self.clip, self.augments = tuple(_items(self.clip, "clip")), tuple(_items(self.augments, "augments"))
@@ -232,6 +240,7 @@ class Settings:
             raise ClipganError(f"size must be positive, got {self.size[0]}x{self.size[1]}")
         if self.size is not None and max(self.size) > MAX_SIDE:
             raise ClipganError(f"size must be at most {MAX_SIDE} px per side, got {self.size[0]}x{self.size[1]}")
+        self._validate_contrast()
         for name in ("lr", "cut_pow", "init_weight", "tv_weight"):
             _check_number(getattr(self, name), _flag(name))
         if self.lr <= 0:
@@ -271,6 +280,20 @@ class Settings:
         if self.seed is not None:
             _check_int(self.seed, "seed", 0, 2**63 - 1)
         self._validate_diffusion()
+
+    def _validate_contrast(self) -> None:
+        _check_number(self.contrast_weight, "contrast-weight")
+        if self.contrast_weight < 0:
+            raise ClipganError(f"contrast-weight must be 0 or more, got {self.contrast_weight:g}")
+        if self.contrast is None:
+            return
+        if not isinstance(self.contrast, tuple) or not all(isinstance(w, str) and w.strip() for w in self.contrast):
+            raise ClipganError(f"contrast must be words separated by commas, got {_short(self.contrast)}")
+        folded = [w.strip().lower() for w in self.contrast]
+        if len(set(folded)) != len(folded):
+            raise ClipganError(f"contrast names a word twice: {', '.join(self.contrast)}")
+        if len(folded) == 1:
+            raise ClipganError(f"contrast needs at least two words to set against each other, got {self.contrast[0]!r}")
 
     def _validate_diffusion(self) -> None:
         if not isinstance(self.scheduler, str) or self.scheduler not in SCHEDULERS:

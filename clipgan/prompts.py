@@ -118,3 +118,34 @@ def story_parts(spec: str, total: int, every: int = 0, unit: str = "step") -> li
 def parse_story(spec: str, iterations: int, every: int = 0) -> list[tuple[int, Prompt]]:
     """'a forest ^ a city ^ @250 the sea' -> [(start step, Prompt)], sorted by start (story_parts)."""
     return [(start, parse_prompt(text)) for start, text in story_parts(spec, iterations, every)]
+
+
+def _named(text: str, words: Iterable[str]) -> list[str]:
+    return [w for w in words if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.I)]
+
+
+def contrast_lanes(story: list[tuple[int, Prompt]], words: tuple[str, ...],
+                   weight: float) -> list[list[tuple[int, Prompt | None]]]:
+    """A story and its contrasts, as parallel stories ("lanes") with the same starts.
+
+    Where a part pulls (weight w > 0) and names exactly one of `words` (whole word, any case), lane 0
+    holds it at w * (1 + weight) and lane j the same text with the j-th other word at
+    -w * weight / (len(words) - 1). The weights still sum to w, so what the texts share (colours,
+    style) pulls as before, and what is added is the named word's difference from the others: the
+    picture is pushed towards a circle *rather than* a square, not towards whatever all of them share.
+    Other parts stay as they are in lane 0; the other lanes hold None there.
+    """
+    lanes: list[list[tuple[int, Prompt | None]]] = [[] for _ in words]
+    for start, p in story:
+        named = _named(p.text, words)
+        if weight <= 0 or p.weight <= 0 or len(named) != 1:
+            lanes[0].append((start, p))
+            for lane in lanes[1:]:
+                lane.append((start, None))
+            continue
+        pattern = re.compile(rf"(?<!\w){re.escape(named[0])}(?!\w)", re.I)
+        others = [w for w in words if w.lower() != named[0].lower()]
+        lanes[0].append((start, Prompt(p.text, p.weight * (1 + weight), p.stop)))
+        for lane, other in zip(lanes[1:], others):
+            lane.append((start, Prompt(pattern.sub(other, p.text), -p.weight * weight / len(others))))
+    return [lane for lane in lanes if any(p is not None for _, p in lane)]

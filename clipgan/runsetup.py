@@ -27,7 +27,7 @@ from clipgan.io import load_rgb, to_tensor
 from clipgan.losses.terms import Guide, GuideSchedule, Target, standard_terms
 from clipgan.memory import check_memory
 from clipgan.optimize import Step, iterate, stalled
-from clipgan.prompts import parse_prompts, parse_story, part_at, split_prompts
+from clipgan.prompts import contrast_lanes, parse_prompts, parse_story, part_at, split_prompts
 from clipgan.schedules import cutn_at, lr_factor
 
 
@@ -230,11 +230,14 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
     """Guides for every perceptor; a callable schedule when a prompt tells a story ("a ^ b")."""
     stories = [parse_story(p, settings.iterations, settings.change_prompt_every)
                for p in split_prompts(settings.prompts)]
+    words = contrast_words(settings)
+    if words and settings.contrast_weight:
+        stories = [lane for story in stories for lane in contrast_lanes(story, words, settings.contrast_weight)]
     images = parse_prompts(settings.image_prompts)
     if not stories and not images and not settings.noise_prompt_seeds:
         raise ClipganError("give at least one text prompt, --image-prompt or --noise-prompt-seeds")
     loaded = [(p, load_rgb(p.text)) for p in images]
-    texts = sorted({p.text for story in stories for _, p in story})
+    texts = sorted({p.text for story in stories for _, p in story if p is not None})
     _vocabulary_notice(settings, texts)
     guides, text_targets = [], []
     for perceptor in models.perceptors:
@@ -242,7 +245,7 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
                            method=settings.cut_method)
         cutouts = Cutouts(perceptor.input_size, cfg)
         embeds = dict(zip(texts, perceptor.encode_text(texts))) if texts else {}
-        text_targets.append([[(start, Target(p.text, embeds[p.text][None], p.weight, p.stop)) for start, p in story]
+        text_targets.append([[(start, None if p is None else Target(p.text, embeds[p.text][None], p.weight, p.stop)) for start, p in story]
                              for story in stories])
         image_targets = []
         for p, image in loaded:
@@ -261,6 +264,21 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
     if all(len(story) == 1 and story[0][0] == 0 for story in stories):
         return at(0)
     return at
+
+
+def contrast_words(settings: Settings) -> tuple[str, ...]:
+    """The words prompts are contrasted over (prompts.contrast_lanes): the settings' own, or where they
+    name none (None) and every CLIP is the bundled toy, its world's shapes: on the bench that draws
+    the asked shape about half again as often (docs/benchmarks.md)."""
+    if settings.contrast is not None:
+        return settings.contrast
+    from clipgan.models.registry import CLIP_ALIASES
+
+    if not all(spec in CLIP_ALIASES for spec in settings.clip):
+        return ()
+    from clipgan.toyworld.render import SHAPES
+
+    return SHAPES
 
 
 def noise_targets(settings: Settings, perceptor, device) -> list[Target]:

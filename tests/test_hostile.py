@@ -63,6 +63,8 @@ def assert_valid(s: Settings) -> None:
     for v in (s.lr, s.cut_pow, s.init_weight, s.tv_weight):
         assert not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
     assert s.lr > 0 and s.cut_pow > 0
+    assert s.contrast is None or all(isinstance(w, str) and w.strip() for w in s.contrast)
+    assert not isinstance(s.contrast_weight, bool) and math.isfinite(s.contrast_weight) and s.contrast_weight >= 0
     assert s.upscale is None or (math.isfinite(s.upscale) and s.upscale > 1)
     assert s.seed is None or (whole(s.seed) and 0 <= s.seed < 2**63)
     assert isinstance(s.low_memory, bool) and isinstance(s.trust_checkpoint, bool)

@@ -145,3 +145,56 @@ def test_one_story_parser_for_steps_and_frames():
     for parse in (lambda s: parse_story(s, 10), lambda s: prompt_schedule([s], 10)):
         with pytest.raises(ClipganError, match="number @99999999... in prompt is too large"):
             parse("a ^ @" + "9" * 30 + " b")
+
+
+# ---------------------------------------------------------------- contrast (prompts.contrast_lanes)
+
+SHAPE_WORDS = ("circle", "square", "triangle", "star", "cross")
+
+
+def test_contrast_sets_the_named_word_against_each_other_one():
+    from clipgan.prompts import contrast_lanes
+
+    lanes = contrast_lanes([(0, Prompt("a red circle on a blue background", 2.0, 0.3))], SHAPE_WORDS, 0.5)
+    # 2 * (1 + 0.5) = 3 for the prompt; 2 * 0.5 / 4 = 0.25 away from each other shape, with no stop
+    assert [lane[0][1] for lane in lanes] == [
+        Prompt("a red circle on a blue background", 3.0, 0.3),
+        Prompt("a red square on a blue background", -0.25),
+        Prompt("a red triangle on a blue background", -0.25),
+        Prompt("a red star on a blue background", -0.25),
+        Prompt("a red cross on a blue background", -0.25),
+    ]
+
+
+@pytest.mark.parametrize("text, weight", [
+    ("a red blob on blue", 1.0),          # names none of the words
+    ("a circle beside a square", 1.0),    # names two: which one to set against the others is unclear
+    ("circles and crossings", 1.0),       # whole words only
+    ("a red circle", -1.0),               # a negative prompt is left as it was given
+])
+def test_contrast_leaves_a_prompt_alone_where_it_has_nothing_to_set_against(text, weight):
+    from clipgan.prompts import contrast_lanes
+
+    assert contrast_lanes([(0, Prompt(text, weight))], SHAPE_WORDS, 0.5) == [[(0, Prompt(text, weight))]]
+
+
+def test_contrast_follows_a_story_part_by_part_and_matches_any_case():
+    from clipgan.prompts import contrast_lanes, parse_story
+
+    story = parse_story("a Star at dusk ^ the sea ^ a red cross", 90)
+    lanes = contrast_lanes(story, ("star", "cross"), 1.0)
+    assert lanes == [
+        [(0, Prompt("a Star at dusk", 2.0)), (30, Prompt("the sea")), (60, Prompt("a red cross", 2.0))],
+        [(0, Prompt("a cross at dusk", -1.0)), (30, None), (60, Prompt("a red star", -1.0))],
+    ]
+
+
+@given(st.floats(0, 10), st.floats(0.01, 10), st.sampled_from(SHAPE_WORDS))
+@settings(max_examples=50, deadline=None)
+def test_contrast_keeps_the_sum_of_weights(contrast, weight, word):
+    """What the texts share keeps its pull: the weights of a part's lanes sum to its own weight."""
+    from clipgan.prompts import contrast_lanes
+
+    lanes = contrast_lanes([(0, Prompt(f"a green {word} on white", weight))], SHAPE_WORDS, contrast)
+    assert math.isclose(sum(lane[0][1].weight for lane in lanes), weight, rel_tol=1e-9)
+    assert len(lanes) == (len(SHAPE_WORDS) if contrast > 0 else 1)
