@@ -175,6 +175,16 @@ def test_bench_other_shapes_are_the_same_scene_pushed_away():
     assert refused.value.code == 2
 
 
+@pytest.mark.parametrize("flags", [["--contrast", "circle"], ["--contrast-weight", "-1"], ["--lr", "0"]])
+def test_bench_refuses_a_bad_setting_before_loading_models(flags, capsys):
+    from clipgan.toyworld import bench
+
+    with pytest.raises(SystemExit) as refused:
+        bench.main(["--n", "1", *flags])
+    assert refused.value.code == 2
+    assert ": error: " in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 # --- the bundled, committed models ---------------------------------------------------
 
 @pytest.fixture(scope="module")

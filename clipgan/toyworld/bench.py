@@ -6,7 +6,8 @@ an independent shape classifier (trained on renders, not the guiding CLIP) sees 
 and the seconds per image. Settings flags change the generation (e.g. --precision fp32).
 
     python -m clipgan.toyworld.bench [--n 24] [--image-model vqgan|pixels|fft|strokes] [--iterations N]
-        [--size W H] [--precision bf16] [--lr X] [--other-shapes W] [--json out.json] [--picture first.png]
+        [--size W H] [--precision bf16] [--lr X] [--contrast WORDS|none] [--contrast-weight C] [--other-shapes W]
+        [--json out.json] [--picture first.png]
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init-noise", help="codes, pixels or gradient (Settings.init_noise)")
     parser.add_argument("--vqgan-config", help="a taming yaml (with --vqgan-checkpoint): another VQGAN than the bundled one")
     parser.add_argument("--vqgan-checkpoint")
+    parser.add_argument("--contrast", help="words set against each other (Settings.contrast; default: the CLIP's own, none: off)")
+    parser.add_argument("--contrast-weight", type=float)
     parser.add_argument("--other-shapes", type=float, default=0.0, dest="other_weight", metavar="W",
                         help="add the scene with each other shape as a negative prompt of weight W (e.g. 0.05)")
     parser.add_argument("--json", help="also write the full report here")
@@ -143,8 +146,19 @@ def main(argv: list[str] | None = None) -> None:
                  and v is not None}
     if "clip" in overrides:
         overrides["clip"] = tuple(overrides["clip"])
+    if "contrast" in overrides:
+        from clipgan.cli_options import contrast
+
+        overrides["contrast"] = contrast(overrides["contrast"])
     if "size" in overrides:
         overrides["size"] = tuple(overrides["size"])
+    from clipgan.config import Settings
+    from clipgan.errors import ClipganError
+
+    try:
+        Settings().replace(**overrides)  # a bad value is a one-line error before any model loads
+    except ClipganError as e:
+        parser.error(str(e))
     report = run(args.n, args.seed, args.which, picture=args.picture, other_weight=args.other_weight, **overrides)
     for r in report["rows"]:
         marks = "".join("x" if r[k] else "." for k in ("fg_hit", "bg_hit", "shape_hit"))
