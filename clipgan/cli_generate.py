@@ -157,7 +157,7 @@ def generate_settings(ctx: typer.Context, a: dict) -> tuple[Settings, "Job"]:
                   image_prompts=a["image_prompt"] or [],
                   noise_prompt_seeds=O.numbers(a["noise_prompt_seeds"], int, "noise-prompt-seeds"),
                   noise_prompt_weights=O.numbers(a["noise_prompt_weights"], float, "noise-prompt-weights"),
-                  contrast=O.contrast(a["contrast"]), contrast_weight=a["contrast_weight"],
+                  contrast=a["contrast"], contrast_weight=a["contrast_weight"],
                   init_image=a["init_image"], init_weight=a["init_weight"], init_noise=a["init_noise"], mask=a["mask"],
                   feather=a["feather"], upscale=a["upscale"], upscale_steps=a["upscale_steps"], tv_weight=a["tv_weight"],
                   cutn=a["cutn"], cut_pow=a["cut_pow"], cut_method=O.cut_method(a["cut_method"]),

@@ -116,15 +116,6 @@ def clip_name(spec: str) -> str:
     return f"{arch}:openai"
 
 
-def contrast(text: str | None) -> tuple[str, ...] | None:
-    """--contrast: None (not given) keeps the CLIP's own words; "none" or "" turns it off."""
-    if text is None:
-        return None
-    if text.strip().lower() in ("", "none"):
-        return ()
-    return tuple(w.strip() for w in text.split(",") if w.strip()) or ()
-
-
 def numbers(text: str | None, kind: type, name: str) -> list:
     """'1,2' or '1 2' -> [1, 2]."""
     if text is None:

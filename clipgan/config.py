@@ -187,8 +187,9 @@ class Settings:
                 setattr(self, name, os.fspath(getattr(self, name)))
         if isinstance(self.clip, str):
             self.clip = (self.clip,)
-        if isinstance(self.contrast, str):
-            self.contrast = tuple(w.strip() for w in self.contrast.split(",") if w.strip())
+        if isinstance(self.contrast, str):  # "circle, square"; "none" (or "") turns it off
+            words = tuple(w.strip() for w in self.contrast.split(",") if w.strip())
+            self.contrast = () if [w.lower() for w in words] == ["none"] else words
         elif isinstance(self.contrast, (list, tuple)):
             self.contrast = tuple(w.strip() if isinstance(w, str) else w for w in self.contrast)
         if isinstance(self.augments, str):

@@ -245,8 +245,8 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
                            method=settings.cut_method)
         cutouts = Cutouts(perceptor.input_size, cfg)
         embeds = dict(zip(texts, perceptor.encode_text(texts))) if texts else {}
-        text_targets.append([[(start, None if p is None else Target(p.text, embeds[p.text][None], p.weight, p.stop)) for start, p in story]
-                             for story in stories])
+        text_targets.append([[(start, None if p is None else Target(p.text, embeds[p.text][None], p.weight, p.stop))
+                              for start, p in story] for story in stories])
         image_targets = []
         for p, image in loaded:
             with torch.no_grad():

@@ -87,3 +87,12 @@ def test_a_bad_contrast_is_a_one_line_error(tiny_settings, tmp_path, flags, mess
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("given, words", [
+    ("circle, Square", ("circle", "Square")), (["star ", "cross"], ("star", "cross")),
+    ("none", ()), ("None", ()), ("", ()), (None, None),
+])
+def test_the_words_as_any_caller_spells_them(given, words):
+    """The CLI, the API, a batch file's --set and a PNG's settings all reach Settings with these."""
+    assert Settings(contrast=given).replace().contrast == words

@@ -146,10 +146,6 @@ def main(argv: list[str] | None = None) -> None:
                  and v is not None}
     if "clip" in overrides:
         overrides["clip"] = tuple(overrides["clip"])
-    if "contrast" in overrides:
-        from clipgan.cli_options import contrast
-
-        overrides["contrast"] = contrast(overrides["contrast"])
     if "size" in overrides:
         overrides["size"] = tuple(overrides["size"])
     from clipgan.config import Settings
