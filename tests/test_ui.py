@@ -317,3 +317,10 @@ def test_cli_ui_serves_the_page_on_localhost(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("contrast", [None, (), ("cat", "dog")])
+def test_form_carries_the_contrast_in_all_three_states(contrast):
+    """Empty: the CLIP's own words; "none": off; words: those."""
+    s = Settings().replace(contrast=contrast, contrast_weight=1.5)
+    assert forms.to_settings(forms.form_values(s)) == s
