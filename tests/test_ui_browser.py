@@ -92,6 +92,14 @@ def enter(page, elem_id: str, text: str) -> None:
     f.press("Tab")
 
 
+def open_section(page, label: str, elem_id: str) -> None:
+    """Opens an accordion and waits until its field `elem_id` shows its value: a field typed into
+    while the accordion's content is still mounting may keep its default in the run's settings."""
+    page.get_by_text(label).click()
+    page.wait_for_function(f"() => {{ const i = document.querySelector('#{elem_id} :is(textarea, input)');"
+                           " return i !== null && i.offsetParent !== null && i.value !== ''; }")
+
+
 def table_rows(page, elem_id: str, count: int) -> list[str]:
     """The text of a gr.Dataframe's body rows once it has `count` of them (read from the page's text,
     which does not depend on how the table is built)."""
@@ -118,7 +126,7 @@ def test_generate_preview_download_and_settings_again(page, tmp_path):
     page.get_by_role("tab", name="Generate").click()
     enter(page, "prompts", PROMPT)
     enter(page, "steps", str(STEPS))
-    page.get_by_text("Advanced").click()
+    open_section(page, "Advanced", "cutn")
     enter(page, "cutn", "4")
     enter(page, "seed", "5")  # a text field last: a number field typed just before Generate can still be in flight
     page.evaluate(WATCH)
@@ -329,7 +337,7 @@ def test_generate_with_diffusion(page, tmp_path):
     enter(page, "width", "0")  # 0 x 0: the model's own size (a UNet makes only its own)
     enter(page, "height", "0")
     choose(page, "image-model", "diffusion")
-    page.get_by_text("Diffusion (image model diffusion)").click()
+    open_section(page, "Diffusion (image model diffusion)", "candidates")
     enter(page, "candidates", "2")
     enter(page, "seed", "8")  # a text field last, as above
     page.locator("#generate").click()
