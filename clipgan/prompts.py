@@ -120,8 +120,8 @@ def parse_story(spec: str, iterations: int, every: int = 0) -> list[tuple[int, P
     return [(start, parse_prompt(text)) for start, text in story_parts(spec, iterations, every)]
 
 
-def _named(text: str, words: Iterable[str]) -> list[str]:
-    return [w for w in words if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.I)]
+def _whole_word(word: str) -> re.Pattern:
+    return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.I)
 
 
 def contrast_lanes(story: list[tuple[int, Prompt]], words: tuple[str, ...],
@@ -137,13 +137,13 @@ def contrast_lanes(story: list[tuple[int, Prompt]], words: tuple[str, ...],
     """
     lanes: list[list[tuple[int, Prompt | None]]] = [[] for _ in words]
     for start, p in story:
-        named = _named(p.text, words)
+        named = [w for w in words if _whole_word(w).search(p.text)]
         if weight <= 0 or p.weight <= 0 or len(named) != 1:
             lanes[0].append((start, p))
             for lane in lanes[1:]:
                 lane.append((start, None))
             continue
-        pattern = re.compile(rf"(?<!\w){re.escape(named[0])}(?!\w)", re.I)
+        pattern = _whole_word(named[0])
         others = [w for w in words if w.lower() != named[0].lower()]
         lanes[0].append((start, Prompt(p.text, p.weight * (1 + weight), p.stop)))
         for lane, other in zip(lanes[1:], others):
