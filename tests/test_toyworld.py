@@ -185,6 +185,35 @@ def test_bench_refuses_a_bad_setting_before_loading_models(flags, capsys):
     assert ": error: " in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+def test_sweep_gives_the_bench_pictures_and_counts_every_recipe(tmp_path, one_thread):
+    """A sweep's job is the bench's picture (same prompt, same seed, same settings): its colour
+    fractions equal the bench's, and each recipe counts its own pictures."""
+    from clipgan.toyworld import bench, sweep
+
+    quick = {"iterations": 2, "cutn": 2, "size": [32, 32]}
+    report = sweep.run({"lr": {"lr": 0.3}}, base=quick, seeds=[0], n=2, cpu_workers=1, seconds=300,
+                       json_path=str(tmp_path / "sweep.json"))
+    assert json.loads((tmp_path / "sweep.json").read_text())["summary"] == report["summary"]
+    assert {name: s["pictures"] for name, s in report["summary"].items()} == {"default": 2, "lr": 2}
+    reference = bench.run(n=2, seed=0, iterations=2, cutn=2, size=(32, 32))
+    swept = sorted((r for r in report["rows"] if r["recipe"] == "default"), key=lambda r: r["k"])
+    assert [(r["fg_fraction"], r["bg_fraction"]) for r in swept] == \
+        [(r["fg_fraction"], r["bg_fraction"]) for r in reference["rows"]]
+    other = sorted((r for r in report["rows"] if r["recipe"] == "lr"), key=lambda r: r["k"])
+    assert [r["fg_fraction"] for r in other] != [r["fg_fraction"] for r in swept]  # the recipe was applied
+
+
+@pytest.mark.parametrize("flags", [["--variant", "bad: cutn=0"], ["--variant", "no equals sign"],
+                                   ["--base", "nosuch=1"], ["--cpu-workers", "0"]])
+def test_sweep_refuses_bad_recipes_before_starting_workers(flags, capsys):
+    from clipgan.toyworld import sweep
+
+    with pytest.raises(SystemExit) as refused:
+        sweep.main(flags)
+    assert refused.value.code == 2
+    assert ": error: " in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 # --- the bundled, committed models ---------------------------------------------------
 
 @pytest.fixture(scope="module")

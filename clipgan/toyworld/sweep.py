@@ -1,0 +1,173 @@
+"""Many recipes on the bundled-model bench at once: one picture per job, spread over worker processes.
+
+    python -m clipgan.toyworld.sweep --variant "C1: contrast_weight=1" --variant "lr: lr=0.2" \\
+        [--base "precision=fp32"] [--seeds 0,1] [--set main] [--cpu-workers 2] [--gpu-workers 0] \\
+        [--seconds 600] --json sweep.json
+
+Each job is one (recipe, seed, prompt) of `bench.prompts`, seeded as the bench seeds it, so a
+finished recipe gives the bench's figures. Jobs go out interleaved over the recipes, so when the
+deadline (--seconds) stops handing them out every recipe has about the same number of pictures; the
+report counts what finished. It is written after every picture, so a run cut short keeps its figures.
+"default" (clipgan's defaults plus --base) is always a recipe. Made for a lent GPU machine's few
+minutes (--gpu-workers: processes on CUDA, --cpu-workers: one-thread processes beside them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import time
+
+from clipgan.bench.right import parse_variant
+from clipgan.toyworld import bench
+
+
+def _worker(device: str, jobs, results, deadline: float) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    import clipgan
+    from clipgan.config import Settings
+    from clipgan.io import to_tensor
+    from clipgan.models.registry import bundled_dir
+    from clipgan.toyworld import render as rw
+    from clipgan.toyworld.classifier import load
+
+    classifier = load(bundled_dir() / "toy-shape-classifier.safetensors")
+    loaded = {}  # image model -> models: every recipe of one image model shares them
+    while time.time() < deadline:
+        try:
+            name, changes, which, n, seed, k = jobs.get_nowait()
+        except queue.Empty:
+            return
+        t0 = time.perf_counter()
+        try:
+            s = Settings().replace(device=device, **changes)
+            if s.image_model not in loaded:
+                if s.image_model == "diffusion":
+                    from clipgan.diffuse import load_diffusion_models as loader
+                else:
+                    from clipgan.pipeline import load_models as loader
+                loaded[s.image_model] = loader(s)
+            fg, shape, bg = bench.prompts(n, which)[k]
+            first = seed + (bench.HELDOUT_SEED if which != "main" else 0)
+            result = clipgan.generate(rw.caption(rw.Spec(shape, fg, bg)), models=loaded[s.image_model], settings=s,
+                                      seed=first + k)
+            row = bench.score(to_tensor(result.image)[0], fg, shape, bg, classifier)
+            row.update(shape=shape, seconds=round(time.perf_counter() - t0, 2))
+        except Exception as e:  # noqa: BLE001  a recipe that fails is reported, the others go on
+            row = {"error": f"{type(e).__name__}: {e}"[:300]}
+        results.put({"recipe": name, "seed": seed, "k": k, "device": device, **row})
+
+
+def summarize(rows: list[dict], recipes: list[str]) -> dict:
+    """Per recipe: pictures finished, hit rates and right shapes per shape (e.g. "3/5")."""
+    out = {}
+    for name in recipes:
+        done = [r for r in rows if r["recipe"] == name and "error" not in r]
+        failed = [r["error"] for r in rows if r["recipe"] == name and "error" in r]
+        per_shape: dict[str, list[int]] = {}
+        for r in done:
+            hit_total = per_shape.setdefault(r["shape"], [0, 0])
+            hit_total[0] += r["shape_hit"]
+            hit_total[1] += 1
+        rate = (lambda key: round(sum(r[key] for r in done) / len(done), 3)) if done else (lambda key: None)
+        out[name] = {"pictures": len(done), "shape_accuracy": rate("shape_hit"), "fg_color_hit_rate": rate("fg_hit"),
+                     "bg_color_hit_rate": rate("bg_hit"),
+                     "per_shape": {s: f"{a}/{b}" for s, (a, b) in sorted(per_shape.items())},
+                     "errors": failed[:3], "error_count": len(failed)}
+    return out
+
+
+def run(variants: dict[str, dict], base: dict | None = None, seeds=(0,), which: str = "main", n: int = 24,
+        cpu_workers: int = 1, gpu_workers: int = 0, seconds: float = 600, grace: float = 120,
+        json_path: str | None = None) -> dict:
+    import multiprocessing as mp
+
+    base = dict(base or {})
+    recipes = {"default": dict(base), **{name: {**base, **changes} for name, changes in variants.items()}}
+    ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
+    jobs, results = ctx.Queue(), ctx.Queue()
+    total = 0
+    for seed in seeds:
+        for k in range(len(bench.prompts(n, which))):
+            for name, changes in recipes.items():
+                jobs.put((name, changes, which, n, seed, k))
+                total += 1
+    start = time.time()
+    deadline = start + seconds
+    workers = [ctx.Process(target=_worker, args=(device, jobs, results, deadline), daemon=True)
+               for device in ["cuda"] * gpu_workers + ["cpu"] * cpu_workers]
+    for w in workers:
+        w.start()
+    rows: list[dict] = []
+
+    def report() -> dict:
+        return {"set": which, "seeds": list(seeds), "prompts": n, "base": base, "recipes": recipes,
+                "jobs": total, "elapsed_s": round(time.time() - start, 1),
+                "summary": summarize(rows, list(recipes)), "rows": rows}
+
+    while len(rows) < total and time.time() < deadline + grace:
+        try:
+            rows.append(results.get(timeout=1))
+        except queue.Empty:
+            if not any(w.is_alive() for w in workers) and results.empty():
+                break
+            continue
+        print(f"{time.time() - start:6.0f} s  {len(rows)} of {total} pictures", flush=True)
+        if json_path:
+            _write(json_path, report())
+    for w in workers:
+        if w.is_alive():
+            w.terminate()
+    final = report()
+    if json_path:
+        _write(json_path, final)
+    return final
+
+
+def _write(path: str, report: dict) -> None:
+    tmp = f"{path}.part"
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variant", action="append", default=[], type=parse_variant,
+                   help='a recipe: "NAME: key=value, ..." (Settings fields changed from the defaults)')
+    p.add_argument("--base", type=lambda t: parse_variant(f"base:{t}")[1], default={},
+                   help='"key=value, ..." applied to every recipe, default included')
+    p.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",")], default=[0])
+    p.add_argument("--set", choices=bench.SETS, default="main", dest="which")
+    p.add_argument("--n", type=int, default=24)
+    p.add_argument("--cpu-workers", type=int, default=1)
+    p.add_argument("--gpu-workers", type=int, default=0)
+    p.add_argument("--seconds", type=float, default=600, help="no job starts after this")
+    p.add_argument("--json")
+    a = p.parse_args(argv)
+    if a.cpu_workers < 0 or a.gpu_workers < 0 or a.cpu_workers + a.gpu_workers == 0:
+        p.error("--cpu-workers and --gpu-workers: 0 or more, at least one worker in all")
+    from clipgan.config import Settings
+    from clipgan.errors import ClipganError
+
+    for name, changes in [("base", a.base), *a.variant]:
+        try:
+            Settings().replace(**{**a.base, **changes})  # a bad value is a one-line error before any worker starts
+        except (ClipganError, TypeError) as e:
+            p.error(f"{name}: {e}")
+    report = run(dict(a.variant), a.base, a.seeds, a.which, a.n, a.cpu_workers, a.gpu_workers, a.seconds,
+                 json_path=a.json)
+    for name, s in report["summary"].items():
+        if s["pictures"]:
+            print(f"{name}: {s['pictures']} pictures  shapes {s['shape_accuracy']:.0%}  fg {s['fg_color_hit_rate']:.0%}  "
+                  f"bg {s['bg_color_hit_rate']:.0%}  {s['per_shape']}")
+        else:
+            print(f"{name}: no pictures {s['errors']}")
+
+
+if __name__ == "__main__":
+    main()
