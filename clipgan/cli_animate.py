@@ -174,6 +174,8 @@ def morph(
     init_image: InitImage = D.init_image,
     init_noise: InitNoiseOpt = InitNoise(D.init_noise),
     init_weight: InitWeight = D.init_weight,
+    contrast: O.Contrast = None,
+    contrast_weight: O.ContrastWeight = D.contrast_weight,
     tv_weight: TvWeight = D.tv_weight,
     cutn: Cutn = D.cutn,
     cut_pow: CutPow = D.cut_pow,
@@ -204,7 +206,7 @@ def morph(
     if len(prompts) < 2:
         raise ClipganError("a morph needs at least two prompts")
     settings = _settings(clip, size=size, init_image=init_image, init_noise=init_noise, init_weight=init_weight,
-                         tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
+                         contrast=contrast, contrast_weight=contrast_weight, tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
                          lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
     if image_model == "diffusion":  # every frame a guided denoising run of keyframe-steps steps
@@ -234,6 +236,8 @@ def zoom(
     init_image: InitImage = D.init_image,
     init_noise: InitNoiseOpt = InitNoise(D.init_noise),
     init_weight: InitWeight = D.init_weight,
+    contrast: O.Contrast = None,
+    contrast_weight: O.ContrastWeight = D.contrast_weight,
     tv_weight: TvWeight = D.tv_weight,
     cutn: Cutn = D.cutn,
     cut_pow: CutPow = D.cut_pow,
@@ -259,7 +263,7 @@ def zoom(
     options = ZoomOptions(frames, steps_per_frame, first_steps, zoom, angle, shift_x, shift_y)
     options.validate()
     settings = _settings(clip, size=size, init_image=init_image, init_noise=init_noise, init_weight=init_weight,
-                         tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
+                         contrast=contrast, contrast_weight=contrast_weight, tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
                          lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
     animate.prompt_schedule(prompts, frames)  # bad prompts fail before the models load
@@ -277,6 +281,8 @@ def restyle(
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.", rich_help_panel=ANIM)] = R.max_frames,
     size: Annotated[Optional[tuple[int, int]], typer.Option("-s", "--size", help=SIZE_HELP.replace("Width and height in pixels", "Box the output fits in, keeping the source's aspect ratio"), rich_help_panel=VIDEO, show_default=False)] = D.size,
     init_weight: InitWeight = D.init_weight,
+    contrast: O.Contrast = None,
+    contrast_weight: O.ContrastWeight = D.contrast_weight,
     tv_weight: TvWeight = D.tv_weight,
     cutn: Cutn = D.cutn,
     cut_pow: CutPow = D.cut_pow,
@@ -303,7 +309,8 @@ def restyle(
         raise ClipganError("the output would replace the input video; choose another name")
     options = RestyleOptions(steps_per_frame, blend, max_frames)
     options.validate()
-    settings = _settings(clip, size=size, init_weight=init_weight, tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow,
+    settings = _settings(clip, size=size, init_weight=init_weight, contrast=contrast,
+                         contrast_weight=contrast_weight, tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow,
                          augments=augments, optimizer=optimizer, lr=lr, seed=seed, device=device, precision=precision,
                          vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint,
                          trust_checkpoint=trust_checkpoint)

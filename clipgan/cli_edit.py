@@ -142,6 +142,8 @@ def outpaint(
     output: Output = None,
     feather: Annotated[Optional[int], typer.Option(help=FEATHER_HELP, show_default=False)] = D.feather,
     fill: Annotated[str, typer.Option(help="How the new area starts: replicate (the border) or noise.")] = "replicate",
+    contrast: O.Contrast = None,
+    contrast_weight: O.ContrastWeight = D.contrast_weight,
     iterations: Iterations = D.iterations,
     seed: Seed = D.seed,
     cutn: Cutn = D.cutn,
@@ -165,6 +167,7 @@ def outpaint(
     _check_image(image)
     output = check_output(output or _output_for(image, "outpaint"))
     settings = Settings().replace(prompts=prompts, iterations=iterations, seed=seed, cutn=cutn, lr=lr, device=device,
+                                  contrast=contrast, contrast_weight=contrast_weight,
                                   precision=precision, feather=feather, vqgan=vqgan, image_model=image_model, vqgan_config=vqgan_config,
                                   vqgan_checkpoint=vqgan_checkpoint, clip=[O.clip_name(c) for c in clip] if clip else list(D.clip),
                                   trust_checkpoint=trust_checkpoint)

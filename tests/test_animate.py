@@ -288,7 +288,8 @@ def test_cli_morph_writes_the_documented_frame_count(tiny_loaded, tmp_path):
 def test_cli_restyle_keeps_the_source_fps_and_count(tiny_loaded, source_video, tmp_path):
     _, kw = tiny_loaded
     out = tmp_path / "restyled.mp4"
-    result = CliRunner().invoke(app, ["restyle", str(source_video), A, "-o", str(out), "--steps-per-frame", "1", *tiny_args(kw)])
+    result = CliRunner().invoke(app, ["restyle", str(source_video), A, "-o", str(out), "--steps-per-frame", "1",
+                                      "--contrast", "red, blue", "--contrast-weight", "1", *tiny_args(kw)])
     assert result.exit_code == 0, result.output
     count, fps, _ = read_video_info(out)
     assert count == 5 and fps == pytest.approx(12.5)
@@ -302,6 +303,8 @@ def test_cli_restyle_keeps_the_source_fps_and_count(tiny_loaded, source_video, t
     (["morph", A, B, "--fps", "0"], "fps"),
     (["restyle", "missing.mp4", A], "video not found"),
     (["morph", A, "cat:abc", "--vqgan", "no-such-model"], "not a number|unknown VQGAN"),
+    (["morph", A, B, "--contrast", "circle"], "contrast needs at least two words"),
+    (["zoom", A, "--contrast-weight", "-1"], "contrast-weight must be 0 or more"),
 ])
 def test_cli_bad_input_is_one_line_and_leaves_the_old_file(tmp_path, args, message):
     out = tmp_path / "old.mp4"

@@ -18,6 +18,7 @@ import clipgan.cli_edit  # noqa: F401  registers outpaint, upscale, score
 from clipgan import edit
 from clipgan.cli import app
 from clipgan.errors import ClipganError
+from clipgan.io import read_settings
 from clipgan.pipeline import load_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,6 +222,11 @@ def test_cli_outpaint(tiny_models, tmp_path):
                                                "-o", tmp_path / "out.png", *models]])
     assert r.exit_code == 0, r.output
     assert Image.open(tmp_path / "out.png").size == (20, 18)
+    r = runner.invoke(app, [str(a) for a in ["outpaint", tmp_path / "in.png", "a red sky", "--extend", "left=4",
+                                               "--contrast", "red,blue", "-o", tmp_path / "named.png", *models]])
+    assert r.exit_code == 0, r.output
+    recorded = read_settings(tmp_path / "named.png")
+    assert recorded["contrast"] == ["red", "blue"] and recorded["contrast_weight"] == 0.5
     r = runner.invoke(app, [str(a) for a in ["outpaint", tmp_path / "in.png", "sky", "--extend", "middle=4",
                                                "-o", tmp_path / "bad.png", *models]])
     assert r.exit_code == 2 and "unknown side" in r.output and not (tmp_path / "bad.png").exists()
