@@ -48,6 +48,19 @@ def judge(image, fg: str, shape: str, bg: str, classifier) -> dict:
     return {**score(image.float(), fg, shape, bg, classifier), "seen": predict(classifier, image[None].float())[0]}
 
 
+def all_right(*seen: dict) -> bool:
+    return all(x["shape_hit"] and x["fg_hit"] and x["bg_hit"] for x in seen)
+
+
+def generated(settings, models, classifier, fg: str, shape: str, bg: str, seed: int) -> dict:
+    """The bench's prompt for (fg, shape, bg), generated with `settings` and judged."""
+    from clipgan.io import to_tensor
+    from clipgan.toyworld.render import Spec, caption
+
+    result = clipgan.generate(caption(Spec(shape, fg, bg)), models=models, settings=settings, seed=seed)
+    return judge(to_tensor(result.image)[0], fg, shape, bg, classifier)
+
+
 @pytest.fixture(scope="module")
 def classifier():
     from clipgan.models.registry import bundled_dir
@@ -62,18 +75,18 @@ def defaults(toy):
     return clipgan.Settings(device="cpu"), toy[1]
 
 
-@pytest.mark.parametrize("fg, shape, bg, seed", [
-    ("yellow", "square", "purple", 3),  # right at seeds 0-3 (4 of 4)
-    ("blue", "cross", "orange", 2),  # 4 of 4
+@pytest.mark.parametrize("image_model, fg, shape, bg, seed", [  # each right at seeds 0-3, or 3 of 4 where noted
+    ("vqgan", "yellow", "square", "purple", 3),
+    ("vqgan", "blue", "cross", "orange", 2),
+    ("diffusion", "white", "square", "green", 0),
+    ("diffusion", "blue", "cross", "orange", 2),  # 3 of 4
+    ("diffusion", "red", "triangle", "white", 3),  # 3 of 4
 ])
-def test_generate_draws_the_asked_shape(defaults, classifier, one_thread, fg, shape, bg, seed):
-    from clipgan.io import to_tensor
-    from clipgan.toyworld.render import Spec, caption
-
-    settings, models = defaults
-    result = clipgan.generate(caption(Spec(shape, fg, bg)), models=models, settings=settings, seed=seed)
-    seen = judge(to_tensor(result.image)[0], fg, shape, bg, classifier)
-    assert seen["shape_hit"] and seen["fg_hit"] and seen["bg_hit"], seen
+def test_generate_draws_the_asked_shape(request, classifier, one_thread, image_model, fg, shape, bg, seed):
+    """clipgan's defaults with the VQGAN; the diffusion fixture's shorter recipe (the bench rows')."""
+    settings, models = request.getfixturevalue("defaults" if image_model == "vqgan" else "toy_diffusion")
+    seen = generated(settings, models, classifier, fg, shape, bg, seed)
+    assert all_right(seen), seen
 
 
 def test_a_story_ends_on_its_last_part(defaults, classifier, one_thread):
@@ -105,7 +118,7 @@ def test_inpainting_draws_a_star_in_the_mask_and_keeps_the_rest(defaults, classi
     assert kept.sum() > 0 and torch.equal(out[:, kept], before[:, kept])
     assert float(nearest_color_fractions(before[:, mask[0, 0] == 0][:, None].float())["blue"]) == 1.0
     seen = judge(out, "yellow", "star", "blue", classifier)
-    assert seen["shape_hit"] and seen["fg_hit"] and seen["bg_hit"], seen
+    assert all_right(seen), seen
 
 
 def test_outpainting_continues_the_background_colour(defaults, one_thread):
@@ -132,7 +145,7 @@ def test_a_morph_from_a_circle_ends_on_a_star(defaults, classifier, one_thread):
     assert len(frames) == 2
     first = judge(frames[0].image[0], "red", "circle", "blue", classifier)
     last = judge(frames[-1].image[0], "yellow", "star", "black", classifier)
-    assert all(first[k] and last[k] for k in ("shape_hit", "fg_hit", "bg_hit")), (first, last)
+    assert all_right(first, last), (first, last)
 
 
 # ---------------------------------------------------------------- the bundled diffusion UNet
@@ -166,21 +179,6 @@ def test_diffusion_draws_the_asked_background(toy_diffusion, one_thread, fg, sha
     assert background_hit(image, bg), nearest_color_fractions(image)
 
 
-@pytest.mark.parametrize("fg, shape, bg, seed", [
-    ("white", "square", "green", 0),  # right at seeds 0-3 (4 of 4)
-    ("blue", "cross", "orange", 2),  # 3 of 4
-    ("red", "triangle", "white", 3),  # 3 of 4
-])
-def test_diffusion_draws_the_asked_shape(toy_diffusion, classifier, one_thread, fg, shape, bg, seed):
-    from clipgan.io import to_tensor
-    from clipgan.toyworld.render import Spec, caption
-
-    settings, models = toy_diffusion
-    result = clipgan.generate(caption(Spec(shape, fg, bg)), models=models, settings=settings, seed=seed)
-    seen = judge(to_tensor(result.image)[0], fg, shape, bg, classifier)
-    assert seen["shape_hit"] and seen["fg_hit"] and seen["bg_hit"], seen
-
-
 def test_diffusion_morph_ends_are_judged_right(toy_diffusion, classifier, one_thread):
     """White square on green -> blue cross on orange: both ends right at seeds 0-3 (4 of 4)."""
     from clipgan.diffuse import morph_frames
@@ -191,4 +189,4 @@ def test_diffusion_morph_ends_are_judged_right(toy_diffusion, classifier, one_th
     assert len(frames) == 2
     first = judge(frames[0].image[0], "white", "square", "green", classifier)
     last = judge(frames[-1].image[0], "blue", "cross", "orange", classifier)
-    assert all(first[k] and last[k] for k in ("shape_hit", "fg_hit", "bg_hit")), (first, last)
+    assert all_right(first, last), (first, last)
