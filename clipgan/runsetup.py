@@ -155,7 +155,10 @@ def prepare(settings: Settings, models: Models | None, box_of: tuple[int, int] |
 
 def refuse_pictures(settings: Settings, what: str) -> None:
     """One line for runs that must start from a picture, with a model that cannot reproduce one."""
-    if not KINDS[settings.image_model].encodes:
+    kind = KINDS.get(settings.image_model)
+    if kind is None:  # diffusion: its runs are clipgan.diffuse's, which make pictures, inpaintings and morphs
+        raise ClipganError(f"{what} is not made with --image-model {settings.image_model}; use vqgan, pixels or fft")
+    if not kind.encodes:
         raise ClipganError(f"{what} needs an image model that can start from a picture; "
                            f"--image-model {settings.image_model} cannot (use vqgan, pixels or fft)")
 

@@ -305,6 +305,7 @@ def test_cli_restyle_keeps_the_source_fps_and_count(tiny_loaded, source_video, t
     (["morph", A, "cat:abc", "--vqgan", "no-such-model"], "not a number|unknown VQGAN"),
     (["morph", A, B, "--contrast", "circle"], "contrast needs at least two words"),
     (["zoom", A, "--contrast-weight", "-1"], "contrast-weight must be 0 or more"),
+    (["zoom", A, "--image-model", "diffusion"], "zoom is not made with --image-model diffusion"),
 ])
 def test_cli_bad_input_is_one_line_and_leaves_the_old_file(tmp_path, args, message):
     out = tmp_path / "old.mp4"

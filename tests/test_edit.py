@@ -232,6 +232,19 @@ def test_cli_outpaint(tiny_models, tmp_path):
     assert r.exit_code == 2 and "unknown side" in r.output and not (tmp_path / "bad.png").exists()
 
 
+@pytest.mark.parametrize("command", [["outpaint", "sky", "--extend", "left=4"], ["upscale"]])
+def test_cli_edits_refuse_diffusion_in_one_line(tmp_path, command):
+    """Outpainting and upscaling optimize a picture; the diffusion model has no such run (it
+    inpaints through `generate --mask`), so it is refused before anything loads or is written."""
+    picture(16, 16).save(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    r = runner.invoke(app, [command[0], str(tmp_path / "in.png"), *command[1:], "-o", str(out), "--image-model", "diffusion"])
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert "is not made with --image-model diffusion" in lines[0] and out.read_bytes() == b"keep me"
+
+
 # ---------------------------------------------------------------- upscaling
 
 def test_upscale_doubles_the_size(tiny, run_settings):
