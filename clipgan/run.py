@@ -34,6 +34,45 @@ def first_steps(s: Settings, steps: int) -> Settings | None:
     return s.replace(iterations=max(1, min(steps, s.iterations)), upscale=None)
 
 
+def model_key(s: Settings) -> tuple:
+    """What names the models a run of `s` loads: two runs with equal keys can share them."""
+    drawer = ("diffusion", s.diffusion) if s.image_model == "diffusion" else (s.vqgan, s.vqgan_config, s.vqgan_checkpoint)
+    return (*drawer, tuple(s.clip), s.device, s.trust_checkpoint)
+
+
+def load_models_for(s: Settings):
+    """The models a run of `s` draws with: the UNet and CLIPs for diffusion, else the VQGAN and CLIPs."""
+    if s.image_model == "diffusion":
+        from clipgan.diffuse import load_diffusion_models
+
+        return load_diffusion_models(s)
+    from clipgan.pipeline import load_models
+
+    return load_models(s)
+
+
+def morph(prompts, options=None, *, settings: Settings, models=None, callback: Callable | None = None):
+    """A morph's frames with the settings' image model (`animate.MorphOptions`, default ones if None).
+    Diffusion denoises every frame from slerped noise, guided by the blended prompts, in
+    `keyframe_steps` (else `settings.iterations`) steps; mode, steps per frame, easing and anchor
+    belong to the optimized morph (`animate.morph`) only."""
+    from clipgan.animate import MorphOptions
+
+    o = options or MorphOptions()
+    o.validate()
+    if settings.image_model == "diffusion":
+        from clipgan.diffuse import morph_frames
+
+        s = settings.replace(iterations=o.keyframe_steps) if o.keyframe_steps else settings
+        return morph_frames(list(prompts), o.frames_per_transition, loop=o.loop, models=models, settings=s,
+                            callback=callback)
+    import dataclasses
+
+    from clipgan import animate
+
+    return animate.morph(prompts, settings=settings, models=models, callback=callback, **dataclasses.asdict(o))
+
+
 def generate(prompts=(), *, models=None, callback: Callable | None = None, resume: dict | None = None, **settings):
     """Text (and image) prompts -> picture; keyword arguments are `Settings` fields (see
     `pipeline.generate`). With image_model "diffusion", `models` comes from

@@ -113,6 +113,31 @@ def test_jsonl_morph_and_zoom_make_videos_with_posters(tmp_path, tiny_settings, 
     assert poster["seed"] == morph["seed"] and poster["prompts"] == ["a blue square"]  # the last frame's
 
 
+def test_diffusion_jobs_draw_with_the_unet(tmp_path, tiny_settings, unet_dir, one_thread, capsys):
+    """image_model diffusion in a batch: a picture equal to clipgan.generate's, a morph of
+    morph_frame_count frames, each denoised with the named UNet; a zoom, which diffusion has not, is
+    a failed job with a one-line reason while the others finish."""
+    common = {"image_model": "diffusion", "diffusion": str(unet_dir), "clip": list(tiny_settings["clip"]),
+              "device": "cpu", "cutn": 2, "iterations": 2, "candidates": 1}
+    rows = [{"prompts": "a red circle", "seed": 4, **common},
+            {"kind": "morph", "prompts": ["a red circle", "a blue square"], "frames_per_transition": 2, "fps": 8,
+             "seed": 4, **common},
+            {"kind": "zoom", "prompts": "a green star", "frames": 2, "seed": 4, **common}]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("\n".join(json.dumps(r) for r in rows))
+    code, _, err = batch([str(jobs), "-o", str(tmp_path / "out"), "-q"], capsys)
+    assert code == 1, err
+    picture, morph, zoom = read_manifest(tmp_path / "out" / "manifest.jsonl")
+    assert (picture["status"], morph["status"], zoom["status"]) == ("done", "done", "failed"), (picture, morph)
+    assert "zoom is not made with --image-model diffusion" in zoom["error"]
+    expected = clipgan.generate("a red circle", settings=clipgan.Settings(**{**common, "clip": tuple(common["clip"])}),
+                                seed=4)
+    got = Image.open(tmp_path / "out" / picture["output"]).convert("RGB")
+    assert got.tobytes() == expected.image.convert("RGB").tobytes()
+    assert read_settings(tmp_path / "out" / picture["output"])["image_model"] == "diffusion"
+    assert len(list(iter_frames(tmp_path / "out" / morph["output"]))) == morph_frame_count(2, 2)
+
+
 def test_ctrl_c_keeps_finished_outputs_and_the_rerun_finishes(tmp_path, tiny_settings, one_thread, capsys):
     jobs = tmp_path / "jobs.txt"
     jobs.write_text("a red circle\n")

@@ -155,14 +155,14 @@ def test_a_diffusion_run_streams_from_the_models_the_form_names(unet_dir, tiny_s
     VQGAN's), a run streamed with previews, a picture equal to the API's; from an init image the
     step count is the part of the schedule the run makes."""
     import clipgan
-    from clipgan.run import total_steps
+    from clipgan.run import load_models_for, model_key, total_steps
 
     s = Settings(prompts=["a red circle"], image_model="diffusion", diffusion=str(unet_dir), clip=tiny_settings["clip"],
                  cutn=2, device="cpu", seed=3, iterations=4, candidates=2)
-    assert runs.model_key(s) != runs.model_key(s.replace(image_model="vqgan"))
-    assert runs.model_key(s) != runs.model_key(s.replace(diffusion=str(tmp_path)))
-    assert runs.model_key(s) == runs.model_key(s.replace(vqgan="another"))  # the VQGAN plays no part
-    models = runs.load_models_for(s)
+    assert model_key(s) != model_key(s.replace(image_model="vqgan"))
+    assert model_key(s) != model_key(s.replace(diffusion=str(tmp_path)))
+    assert model_key(s) == model_key(s.replace(vqgan="another"))  # the VQGAN plays no part
+    models = load_models_for(s)
     assert models.diffusion.size == 32
     total = total_steps(s)
     events = list(runs.stream(lambda cb: clipgan.generate(settings=s, models=models, callback=cb), threading.Event(), total))
@@ -242,16 +242,17 @@ def test_a_diffusion_morph_from_the_row_counts_its_steps_and_frames(unet_dir, ti
     is what the callback sees."""
     from clipgan.animate import MorphOptions, morph_frame_count
     from clipgan.ui.common import run_settings
-    from clipgan.ui.morph_tab import frames_of, total_steps
+    from clipgan.run import load_models_for, morph
+    from clipgan.ui.morph_tab import total_steps
 
     s = run_settings({"iterations": 3.0, "seed": "5", "cutn": 2.0, "vqgan": "ignored", "clip": list(tiny_settings["clip"]),
                       "image_model": "diffusion", "diffusion": str(unet_dir)})
     assert (s.image_model, s.diffusion, s.iterations, s.seed) == ("diffusion", str(unet_dir), 3, 5)
-    models = runs.load_models_for(s)
+    models = load_models_for(s)
     for loop in (False, True):
         o = MorphOptions(frames_per_transition=2, steps_per_frame=7, loop=loop)
         count = []
-        frames = list(frames_of(["red", "blue"], o, s, models, count.append))
+        frames = list(morph(["red", "blue"], o, settings=s, models=models, callback=count.append))
         assert len(frames) == morph_frame_count(2, 2, loop)
         assert len(count) == total_steps(2, o, 3, "diffusion") == 3 * len(frames)
     assert run_settings({"iterations": 3.0, "seed": "", "cutn": 2.0, "vqgan": "v", "clip": []}).image_model == "vqgan"

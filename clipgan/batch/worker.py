@@ -19,9 +19,6 @@ from clipgan.batch.jobs import Job
 from clipgan.config import DEFAULT_FPS, Settings
 from clipgan.errors import ClipganError, ClipganNotice
 
-MODEL_FIELDS = ("vqgan", "vqgan_config", "vqgan_checkpoint", "clip", "trust_checkpoint", "device")
-
-
 class Worker:
     def __init__(self, device: str = "auto", threads: int | None = None):
         import torch
@@ -34,12 +31,12 @@ class Worker:
         self.loads = 0  # times this worker loaded models
 
     def models(self, settings: Settings):
-        from clipgan.pipeline import load_models
+        from clipgan.run import load_models_for, model_key
 
-        key = tuple(str(getattr(settings, f)) for f in MODEL_FIELDS)
+        key = model_key(settings)
         if self._models is None or self._models[0] != key:
             self._models = None  # free the old ones first
-            self._models = (key, load_models(settings))
+            self._models = (key, load_models_for(settings))
             self.loads += 1
         return self._models[1]
 
@@ -67,17 +64,20 @@ class Worker:
         return {"record": record, "data": data, "poster": poster}
 
     def _picture(self, job: Job, settings: Settings) -> tuple[bytes, None]:
-        from clipgan.pipeline import generate
+        from clipgan.run import generate
 
         result = generate(job.prompts, settings=settings, models=self.models(settings))
         return png_bytes(result.image, result.settings.to_dict()), None
 
     def _video(self, job: Job, settings: Settings) -> tuple[bytes, bytes]:
-        from clipgan import animate
+        from clipgan import animate, run
         from clipgan.video import VideoWriter
 
-        make = animate.morph if job.kind == "morph" else animate.zoom
-        frames = make(job.prompts, settings=settings, models=self.models(settings), **job.options)
+        if job.kind == "morph":  # with the settings' image model, diffusion included
+            frames = run.morph(job.prompts, animate.MorphOptions(**job.options), settings=settings,
+                               models=self.models(settings))
+        else:
+            frames = animate.zoom(job.prompts, settings=settings, models=self.models(settings), **job.options)
         with tempfile.TemporaryDirectory(prefix="clipgan-batch-") as tmp:
             path = Path(tmp) / job.output
             last = None

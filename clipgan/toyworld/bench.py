@@ -71,14 +71,12 @@ def run(n: int = 24, seed: int = 0, which: str = "main", picture: str | None = N
     from clipgan.config import Settings
     from clipgan.io import to_tensor
     from clipgan.models.registry import bundled_dir
-    from clipgan.pipeline import load_models
+    from clipgan.run import load_models_for
     from clipgan.toyworld.classifier import load
 
     classifier = load(bundled_dir() / "toy-shape-classifier.safetensors")
     base = Settings().replace(**settings)
-    if base.image_model == "diffusion":  # the UNet and CLIP instead of VQGAN and CLIP
-        from clipgan.diffuse import load_diffusion_models as load_models
-    models = load_models(base)
+    models = load_models_for(base)
     rows, seconds = [], []
     if which != "main":
         seed += HELDOUT_SEED

@@ -32,11 +32,12 @@ def _worker(device: str, jobs, results, deadline: float) -> None:
     from clipgan.config import Settings
     from clipgan.io import to_tensor
     from clipgan.models.registry import bundled_dir
+    from clipgan.run import load_models_for, model_key
     from clipgan.toyworld import render as rw
     from clipgan.toyworld.classifier import load
 
     classifier = load(bundled_dir() / "toy-shape-classifier.safetensors")
-    loaded = {}  # image model -> models: every recipe of one image model shares them
+    loaded = {}  # model_key -> models: recipes that name the same models share them
     while time.time() < deadline:
         try:
             name, changes, which, n, seed, k = jobs.get_nowait()
@@ -45,15 +46,12 @@ def _worker(device: str, jobs, results, deadline: float) -> None:
         t0 = time.perf_counter()
         try:
             s = Settings().replace(device=device, **changes)
-            if s.image_model not in loaded:
-                if s.image_model == "diffusion":
-                    from clipgan.diffuse import load_diffusion_models as loader
-                else:
-                    from clipgan.pipeline import load_models as loader
-                loaded[s.image_model] = loader(s)
+            key = model_key(s)
+            if key not in loaded:
+                loaded[key] = load_models_for(s)
             fg, shape, bg = bench.prompts(n, which)[k]
             first = seed + (bench.HELDOUT_SEED if which != "main" else 0)
-            result = clipgan.generate(rw.caption(rw.Spec(shape, fg, bg)), models=loaded[s.image_model], settings=s,
+            result = clipgan.generate(rw.caption(rw.Spec(shape, fg, bg)), models=loaded[key], settings=s,
                                       seed=first + k)
             row = bench.score(to_tensor(result.image)[0], fg, shape, bg, classifier)
             row.update(shape=shape, seconds=round(time.perf_counter() - t0, 2))

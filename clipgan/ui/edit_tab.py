@@ -10,9 +10,10 @@ import gradio as gr
 from clipgan.config import UPSCALE_STEPS, Settings
 from clipgan.edit import SIDES, upscale
 from clipgan.errors import ClipganError
+from clipgan.run import load_models_for, model_key
 from clipgan.ui.common import DEVICE, Context, follow, page_errors, run_settings, session, settings_row, stopper
 from clipgan.ui.forms import lines
-from clipgan.ui.runs import keep_upload, load_models_for, model_key, save_result, stream
+from clipgan.ui.runs import keep_upload, save_result, stream
 
 MARGIN = 16  # px added on a side by default when outpainting
 UPSCALE_FACTOR = inspect.signature(upscale).parameters["factor"].default  # the library's own default

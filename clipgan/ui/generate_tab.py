@@ -8,9 +8,10 @@ import gradio as gr
 
 from clipgan.config import (SCHEDULERS, Augment, CutMethod, CutSchedule, InitNoise, LrSchedule, Optimizer, Precision,
                             Settings, Switch)
+from clipgan.run import load_models_for, model_key
 from clipgan.ui import forms
 from clipgan.ui.common import DEVICE, Context, diffusion_choices, follow, model_choices, page_errors, session, stopper
-from clipgan.ui.runs import keep_upload, load_models_for, model_key, save_result, stream
+from clipgan.ui.runs import keep_upload, save_result, stream
 
 
 def form(d: dict) -> dict[str, gr.components.Component]:

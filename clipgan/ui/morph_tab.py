@@ -8,9 +8,10 @@ import gradio as gr
 from clipgan.animate import MODES, MorphOptions, morph_frame_count
 from clipgan.config import DEFAULT_FPS, Settings
 from clipgan.errors import ClipganError
+from clipgan.run import load_models_for, model_key, morph
 from clipgan.ui.common import DEVICE, Context, follow, page_errors, run_settings, session, settings_row, stopper
 from clipgan.ui.forms import lines
-from clipgan.ui.runs import Stopped, load_models_for, model_key, stem, stream, unique
+from clipgan.ui.runs import Stopped, stem, stream, unique
 
 
 def total_steps(prompts: int, o: MorphOptions, key_steps: int, image_model: str = "vqgan") -> int:
@@ -20,19 +21,6 @@ def total_steps(prompts: int, o: MorphOptions, key_steps: int, image_model: str 
     if image_model == "diffusion":
         return frames * key_steps
     return prompts * key_steps + ((frames - prompts) * o.steps_per_frame if o.mode == "guided" else 0)
-
-
-def frames_of(texts: list[str], o: MorphOptions, s, models, callback):
-    """The morph's frames with the settings' image model: diffusion denoises every frame (from slerped
-    noise, guided by blended prompts), so mode and steps per frame belong to the VQGAN morph only."""
-    if s.image_model == "diffusion":
-        from clipgan.diffuse import morph_frames
-
-        return morph_frames(texts, o.frames_per_transition, loop=o.loop, models=models, settings=s, callback=callback)
-    from clipgan import animate
-
-    return animate.morph(texts, settings=s, models=models, callback=callback,
-                         **{k: getattr(o, k) for k in ("frames_per_transition", "steps_per_frame", "mode", "loop")})
 
 
 def build(ctx: Context) -> None:
@@ -84,7 +72,7 @@ def build(ctx: Context) -> None:
             kept = 0
             with VideoWriter(path, fps=rate) as writer:
                 try:
-                    for frame in frames_of(texts, opts, s, models, callback):
+                    for frame in morph(texts, opts, settings=s, models=models, callback=callback):
                         writer.append(frame.image)
                         kept += 1
                 except Stopped:

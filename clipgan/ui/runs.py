@@ -67,22 +67,6 @@ class Cache:
             return self.value
 
 
-def model_key(s: Settings) -> tuple:
-    drawer = ("diffusion", s.diffusion) if s.image_model == "diffusion" else (s.vqgan, s.vqgan_config, s.vqgan_checkpoint)
-    return (*drawer, tuple(s.clip), s.device, s.trust_checkpoint)
-
-
-def load_models_for(s: Settings):
-    """The models a run of `s` draws with: the UNet and CLIPs for diffusion, else the VQGAN and CLIPs."""
-    if s.image_model == "diffusion":
-        from clipgan.diffuse import load_diffusion_models
-
-        return load_diffusion_models(s)
-    from clipgan.pipeline import load_models
-
-    return load_models(s)
-
-
 def preview_every(total: int) -> int:
     """About 20 previews per run: sending every step's picture would slow a fast run down."""
     return max(1, total // 20)
