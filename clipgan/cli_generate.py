@@ -293,7 +293,7 @@ def _run_job(settings: Settings, job: Job, quiet: bool, resume: dict | None):
             video.append(frame)
         if job.save_every and done % job.save_every == 0:
             image = to_pil(step.image)
-            save_output(job.output, image, step.z, settings.to_dict())
+            save_output(job.output, image, getattr(step, "z", None), settings.to_dict())  # diffusion steps have no z
             if job.frames_dir is not None:
                 job.frames_dir.mkdir(exist_ok=True)
                 save_image(image, job.frames_dir / f"{done:05d}.png")

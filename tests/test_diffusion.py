@@ -223,6 +223,12 @@ def test_feature_cli_png_settings_rerun_and_video(unet_dir, tiny_settings, tmp_p
     assert info.value.code == 0
     assert np.array_equal(pixels(Image.open(out)), pixels(Image.open(again)))
     assert iio.imread(video).shape[0] == 2
+    frames, saved = tmp_path / "frames", tmp_path / "c.png"  # --save-every: the estimate so far, then the picture
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "a red circle", *args, "-o", str(saved), "--save-every", "1", "--frames-dir", str(frames)])
+    assert info.value.code == 0
+    assert sorted(f.name for f in frames.iterdir()) == ["00001.png", "00002.png"]
+    assert np.array_equal(pixels(Image.open(saved)), pixels(Image.open(out)))
 
 
 def test_feature_cli_morph_video(unet_dir, tiny_settings, tmp_path, one_thread):
