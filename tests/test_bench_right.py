@@ -81,3 +81,13 @@ def test_smoke_run_reports_every_recipe(one_thread, tmp_path, capsys):
         assert report["reached"][name] == (row[name] is not None)
     assert "cpu" in json.dumps(report["machine"]).lower() or report["machine"]
     assert "classic: median" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags", [["--n", "0"], ["--every", "0"], ["--max-steps", "-1"], ["--n", "two"]])
+def test_bad_counts_are_one_line_and_exit_2(flags, capsys):
+    from clipgan.bench import right
+
+    with pytest.raises(SystemExit) as refused:
+        right.main(flags)
+    assert refused.value.code == 2
+    assert ": error: " in capsys.readouterr().err.strip().splitlines()[-1]

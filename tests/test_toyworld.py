@@ -175,7 +175,8 @@ def test_bench_other_shapes_are_the_same_scene_pushed_away():
     assert refused.value.code == 2
 
 
-@pytest.mark.parametrize("flags", [["--contrast", "circle"], ["--contrast-weight", "-1"], ["--lr", "0"]])
+@pytest.mark.parametrize("flags", [["--contrast", "circle"], ["--contrast-weight", "-1"], ["--lr", "0"], ["--n", "0"],
+                                   ["--n", "-3"], ["--n", "x"]])
 def test_bench_refuses_a_bad_setting_before_loading_models(flags, capsys):
     from clipgan.toyworld import bench
 
@@ -204,7 +205,8 @@ def test_sweep_gives_the_bench_pictures_and_counts_every_recipe(tmp_path, one_th
 
 
 @pytest.mark.parametrize("flags", [["--variant", "bad: cutn=0"], ["--variant", "no equals sign"],
-                                   ["--base", "nosuch=1"], ["--cpu-workers", "0"]])
+                                   ["--base", "nosuch=1"], ["--cpu-workers", "0"], ["--cpu-workers", "-1"],
+                                   ["--n", "0"], ["--seeds", "x"], ["--seconds", "nan"], ["--seconds", "0"]])
 def test_sweep_refuses_bad_recipes_before_starting_workers(flags, capsys):
     from clipgan.toyworld import sweep
 

@@ -183,11 +183,11 @@ def run(n: int = 8, which: str = "main", seed: int = 0, max_steps: int = 300, ev
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=8, help="bench prompts")
+    p.add_argument("--n", type=quality.whole(1), default=8, help="bench prompts")
     p.add_argument("--set", choices=quality.SETS, default="main", dest="which")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int, default=300)
-    p.add_argument("--every", type=int, default=5, help="judge the picture every this many steps")
+    p.add_argument("--max-steps", type=quality.whole(1), default=300)
+    p.add_argument("--every", type=quality.whole(1), default=5, help="judge the picture every this many steps")
     p.add_argument("--variant", action="append", default=[], type=parse_variant,
                    help='another clipgan recipe: "NAME: key=value, ..." (settings changed from the defaults)')
     p.add_argument("--json", help="also write the report here")

@@ -38,12 +38,28 @@ def prompts(n: int = 24, which: str = "main") -> list[tuple[str, str, str]]:
 
     "heldout" takes the colour pairs "main" skips, each with the shape two further on.
     """
+    if n < 1:
+        raise ValueError(f"the bench needs at least one prompt, got n={n}")
     colors, shapes = rw.COLOR_NAMES, rw.SHAPES
     shift, start = (0, 0) if which == "main" else (2, 1)
     triples = [(fg, shapes[(i + shift) % len(shapes)], bg) for i, (fg, bg) in
                enumerate(p for p in itertools.product(colors, colors) if p[0] != p[1])]
     step = max(1, len(triples) // n)
     return triples[start::step][:n]
+
+
+def whole(low: int):
+    """An argparse type: a whole number, `low` or more (a count of prompts, steps or workers)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        return value
+    parse.__name__ = f"whole number >= {low}"  # argparse names the type in its errors
+    return parse
 
 
 def score(image: torch.Tensor, fg: str, shape: str, bg: str, classifier) -> dict:
@@ -106,7 +122,7 @@ def run(n: int = 24, seed: int = 0, which: str = "main", picture: str | None = N
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=24, help="number of prompts (at least 20 for the README figures)")
+    parser.add_argument("--n", type=whole(1), default=24, help="number of prompts (at least 20 for the README figures)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", choices=SETS, default="main", dest="which",
                         help="prompt set: main (tuned on) or heldout (never tuned on)")

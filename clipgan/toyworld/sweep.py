@@ -133,22 +133,32 @@ def _write(path: str, report: dict) -> None:
     os.replace(tmp, path)
 
 
+def seed_list(text: str) -> list[int]:
+    """argparse type: "0,1,2" -> [0, 1, 2]."""
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are whole numbers separated by commas, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", action="append", default=[], type=parse_variant,
                    help='a recipe: "NAME: key=value, ..." (Settings fields changed from the defaults)')
     p.add_argument("--base", type=lambda t: parse_variant(f"base:{t}")[1], default={},
                    help='"key=value, ..." applied to every recipe, default included')
-    p.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",")], default=[0])
+    p.add_argument("--seeds", type=seed_list, default=[0], help="comma-separated, e.g. 0,1")
     p.add_argument("--set", choices=bench.SETS, default="main", dest="which")
-    p.add_argument("--n", type=int, default=24)
-    p.add_argument("--cpu-workers", type=int, default=1)
-    p.add_argument("--gpu-workers", type=int, default=0)
+    p.add_argument("--n", type=bench.whole(1), default=24)
+    p.add_argument("--cpu-workers", type=bench.whole(0), default=1)
+    p.add_argument("--gpu-workers", type=bench.whole(0), default=0)
     p.add_argument("--seconds", type=float, default=600, help="no job starts after this")
     p.add_argument("--json")
     a = p.parse_args(argv)
-    if a.cpu_workers < 0 or a.gpu_workers < 0 or a.cpu_workers + a.gpu_workers == 0:
-        p.error("--cpu-workers and --gpu-workers: 0 or more, at least one worker in all")
+    if a.cpu_workers + a.gpu_workers == 0:
+        p.error("at least one worker in all (--cpu-workers, --gpu-workers)")
+    if not a.seconds > 0:  # nan and 0 too
+        p.error(f"--seconds must be more than 0, got {a.seconds}")
     from clipgan.config import Settings
     from clipgan.errors import ClipganError
 
