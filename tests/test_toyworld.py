@@ -204,6 +204,21 @@ def test_sweep_gives_the_bench_pictures_and_counts_every_recipe(tmp_path, one_th
     assert [r["fg_fraction"] for r in other] != [r["fg_fraction"] for r in swept]  # the recipe was applied
 
 
+def test_sweep_exits_with_jobs_left_at_the_deadline(tmp_path):
+    """Thousands of jobs, a deadline before the first is taken: the sweep reports what it has (nothing)
+    and exits; it used to hang at exit flushing the jobs it never handed out."""
+    import subprocess
+    import sys
+
+    seeds = ",".join(str(i) for i in range(200))
+    done = subprocess.run([sys.executable, "-m", "clipgan.toyworld.sweep", "--seconds", "0.5", "--seeds", seeds,
+                           "--variant", "other: lr=0.2", "--json", str(tmp_path / "s.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["jobs"] == 2 * 200 * 24 and len(report["rows"]) < report["jobs"]
+
+
 @pytest.mark.parametrize("flags", [["--variant", "bad: cutn=0"], ["--variant", "no equals sign"],
                                    ["--base", "nosuch=1"], ["--cpu-workers", "0"], ["--cpu-workers", "-1"],
                                    ["--n", "0"], ["--seeds", "x"], ["--seconds", "nan"], ["--seconds", "0"]])

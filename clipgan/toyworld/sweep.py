@@ -88,6 +88,7 @@ def run(variants: dict[str, dict], base: dict | None = None, seeds=(0,), which: 
     recipes = {"default": dict(base), **{name: {**base, **changes} for name, changes in variants.items()}}
     ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
     jobs, results = ctx.Queue(), ctx.Queue()
+    jobs.cancel_join_thread()  # jobs left at the deadline are dropped: exiting must not wait to flush them
     total = 0
     for seed in seeds:
         for k in range(len(bench.prompts(n, which))):
