@@ -101,7 +101,7 @@ def test_a_story_ends_on_its_last_part(defaults, classifier, one_thread):
 
 
 def test_inpainting_draws_a_star_in_the_mask_and_keeps_the_rest(defaults, classifier, one_thread):
-    """A red circle on blue; the middle masked and asked for a yellow star: judged a star at 3 of 3 seeds.
+    """A red circle on blue; the middle masked and asked for a yellow star: judged a star at seeds 0-3.
     Outside the mask the picture is only blue background, so the star the classifier sees is inside."""
     from clipgan import edit
     from clipgan.io import to_pil, to_tensor
@@ -138,7 +138,9 @@ def test_outpainting_continues_the_background_colour(defaults, one_thread):
 
 
 def test_a_morph_from_a_circle_ends_on_a_star(defaults, classifier, one_thread):
-    """The first frame is judged a circle (3 of 3 seeds), the last a star (2 of 3: at the third a cross)."""
+    """Both ends right at seeds 1 and 2 of 0-4 (the first frame a circle at 3 of 5, the last a star
+    at 2 of 5, else a cross): a star is the shape the bundled models draw least, so this pins a seed
+    that works and checks that a morph can get there, not that it does at every seed."""
     settings, models = defaults
     frames = list(animate.morph(["a red circle on a blue background", "a yellow star on a black background"],
                                 frames_per_transition=1, mode="latent", models=models, settings=settings.replace(seed=1)))
