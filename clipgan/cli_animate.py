@@ -213,8 +213,7 @@ def morph(
         from clipgan.cli_diffusion import diffusion_morph
 
         return diffusion_morph(prompts, output, settings.replace(
-            image_model=image_model, diffusion=diffusion, scheduler=scheduler.value, guidance_scale=guidance_scale,
-            iterations=keyframe_steps), frames_per_transition, loop, fps, quiet)
+            diffusion=diffusion, scheduler=scheduler.value, guidance_scale=guidance_scale), options, fps, quiet)
     total = animate.morph_frame_count(len(prompts), frames_per_transition, loop)
     _write(_job("morph", prompts, options, output, fps, total), settings, quiet)
 
