@@ -27,10 +27,9 @@ def test_values_clock_counts_only_between_resume_and_pause():
 
 @pytest.fixture(scope="module")
 def classifier():
-    from clipgan.models.registry import bundled_dir
-    from clipgan.toyworld.classifier import load
+    from clipgan.toyworld.classifier import bundled
 
-    return load(bundled_dir() / "toy-shape-classifier.safetensors")
+    return bundled()
 
 
 @pytest.mark.parametrize("drawn, asked, expected", [

@@ -63,10 +63,9 @@ def generated(settings, models, classifier, fg: str, shape: str, bg: str, seed: 
 
 @pytest.fixture(scope="module")
 def classifier():
-    from clipgan.models.registry import bundled_dir
-    from clipgan.toyworld.classifier import load
+    from clipgan.toyworld.classifier import bundled
 
-    return load(bundled_dir() / "toy-shape-classifier.safetensors")
+    return bundled()
 
 
 @pytest.fixture(scope="module")

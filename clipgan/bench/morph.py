@@ -27,11 +27,10 @@ def differences(frames: list[torch.Tensor]) -> list[float]:
 def run(frames: int = 8, seed: int = 0, pairs: int = len(PAIRS), **settings) -> dict:
     from clipgan import animate
     from clipgan.diffuse import morph_frames
-    from clipgan.models.registry import bundled_dir
-    from clipgan.toyworld.classifier import load, predict
+    from clipgan.toyworld.classifier import bundled, predict
     from clipgan.toyworld.render import parse_caption
 
-    judge = load(bundled_dir() / "toy-shape-classifier.safetensors")
+    judge = bundled()
     out = {"frames_per_transition": frames, "seed": seed, "pairs": []}
     for a, b in PAIRS[:pairs]:
         row = {"prompts": [a, b]}

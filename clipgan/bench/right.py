@@ -146,15 +146,13 @@ def parse_variant(text: str) -> tuple[str, dict]:
 def run(n: int = 8, which: str = "main", seed: int = 0, max_steps: int = 300, every: int = 5,
         variants: dict[str, dict] | None = None) -> dict:
     from clipgan.config import Settings
-    from clipgan.models.registry import bundled_dir
     from clipgan.pipeline import load_models
     from clipgan.toyworld import render as rw
-    from clipgan.toyworld.classifier import load
+    from clipgan.toyworld.classifier import bundled
 
-    classifier = load(bundled_dir() / "toy-shape-classifier.safetensors")
+    classifier = bundled()
     models = load_models(Settings(device="cpu"))
-    if which != "main":
-        seed += quality.HELDOUT_SEED
+    seed = quality.first_seed(seed, which)
     timers = dict(zip(RECIPES, (classic_time, clipgan_time)))
     for name, changes in (variants or {}).items():
         Settings().replace(**changes)  # a wrong key or value fails here, before any run

@@ -75,6 +75,24 @@ def score(image: torch.Tensor, fg: str, shape: str, bg: str, classifier) -> dict
     }
 
 
+def first_seed(seed: int, which: str) -> int:
+    """The seed of a set's first prompt (prompt k gets first_seed + k): the held-out set has its own."""
+    return seed + (HELDOUT_SEED if which != "main" else 0)
+
+
+def draw(triple: tuple[str, str, str], seed: int, models, settings, classifier, other_weight: float = 0.0):
+    """One bench picture: the prompt of (fg, shape, bg), with the other shapes pushed away at
+    `other_weight` if given, generated at `seed` and judged -> (row, result)."""
+    import clipgan
+    from clipgan.io import to_tensor
+
+    fg, shape, bg = triple
+    text = rw.caption(rw.Spec(shape, fg, bg))
+    negatives = other_shapes(fg, shape, bg, other_weight) if other_weight else []
+    result = clipgan.generate([text, *negatives], models=models, settings=settings, seed=seed)
+    return {"prompt": text, **score(to_tensor(result.image)[0], fg, shape, bg, classifier)}, result
+
+
 def other_shapes(fg: str, shape: str, bg: str, weight: float) -> list[str]:
     """The same scene with each other shape, as negative prompts of `weight` each: the colours cancel
     between the prompt and these, so what is left of the pull is the asked shape's."""
@@ -83,26 +101,20 @@ def other_shapes(fg: str, shape: str, bg: str, weight: float) -> list[str]:
 
 def run(n: int = 24, seed: int = 0, which: str = "main", picture: str | None = None, other_weight: float = 0.0,
         **settings) -> dict:
-    import clipgan
     from clipgan.config import Settings
-    from clipgan.io import to_tensor
-    from clipgan.models.registry import bundled_dir
     from clipgan.run import load_models_for
-    from clipgan.toyworld.classifier import load
+    from clipgan.toyworld.classifier import bundled
 
-    classifier = load(bundled_dir() / "toy-shape-classifier.safetensors")
+    classifier = bundled()
     base = Settings().replace(**settings)
     models = load_models_for(base)
     rows, seconds = [], []
-    if which != "main":
-        seed += HELDOUT_SEED
-    for k, (fg, shape, bg) in enumerate(prompts(n, which)):
-        text = rw.caption(rw.Spec(shape, fg, bg))
+    first = first_seed(seed, which)
+    for k, triple in enumerate(prompts(n, which)):
         t0 = time.perf_counter()
-        negatives = other_shapes(fg, shape, bg, other_weight) if other_weight else []
-        result = clipgan.generate([text, *negatives], models=models, settings=base, seed=seed + k)
+        row, result = draw(triple, first + k, models, base, classifier, other_weight)
         seconds.append(time.perf_counter() - t0)
-        rows.append({"prompt": text, **score(to_tensor(result.image)[0], fg, shape, bg, classifier)})
+        rows.append(row)
         if picture and k == 0:
             result.image.save(picture)
     mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731

@@ -28,15 +28,11 @@ def _worker(device: str, jobs, results, deadline: float) -> None:
     import torch
 
     torch.set_num_threads(1)
-    import clipgan
     from clipgan.config import Settings
-    from clipgan.io import to_tensor
-    from clipgan.models.registry import bundled_dir
     from clipgan.run import load_models_for, model_key
-    from clipgan.toyworld import render as rw
-    from clipgan.toyworld.classifier import load
+    from clipgan.toyworld.classifier import bundled
 
-    classifier = load(bundled_dir() / "toy-shape-classifier.safetensors")
+    classifier = bundled()
     loaded = {}  # model_key -> models: recipes that name the same models share them
     while time.time() < deadline:
         try:
@@ -49,12 +45,9 @@ def _worker(device: str, jobs, results, deadline: float) -> None:
             key = model_key(s)
             if key not in loaded:
                 loaded[key] = load_models_for(s)
-            fg, shape, bg = bench.prompts(n, which)[k]
-            first = seed + (bench.HELDOUT_SEED if which != "main" else 0)
-            result = clipgan.generate(rw.caption(rw.Spec(shape, fg, bg)), models=loaded[key], settings=s,
-                                      seed=first + k)
-            row = bench.score(to_tensor(result.image)[0], fg, shape, bg, classifier)
-            row.update(shape=shape, seconds=round(time.perf_counter() - t0, 2))
+            triple = bench.prompts(n, which)[k]
+            row, _ = bench.draw(triple, bench.first_seed(seed, which) + k, loaded[key], s, classifier)
+            row.update(shape=triple[1], seconds=round(time.perf_counter() - t0, 2))
         except Exception as e:  # noqa: BLE001  a recipe that fails is reported, the others go on
             row = {"error": f"{type(e).__name__}: {e}"[:300]}
         results.put({"recipe": name, "seed": seed, "k": k, "device": device, **row})
