@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import time
 
@@ -121,10 +120,10 @@ def run(variants: dict[str, dict], base: dict | None = None, seeds=(0,), which: 
 
 
 def _write(path: str, report: dict) -> None:
-    tmp = f"{path}.part"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, path)
+    from clipgan.io import atomic_path
+
+    with atomic_path(path) as tmp:  # a reader never sees half a report
+        tmp.write_text(json.dumps(report, indent=1))
 
 
 def seed_list(text: str) -> list[int]:
