@@ -88,6 +88,7 @@ class Augment(str, Enum):
     erasing = "erasing"
     sharpness = "sharpness"
     noise = "noise"
+    blur = "blur"
 
 
 SCHEDULERS = ("ddim", "ddpm")  # diffusers schedulers for --image-model diffusion

@@ -19,8 +19,13 @@ class CutoutConfig:
     method: str = CutMethod.crops.value  # crops: random squares; pooled: the whole picture pooled, cutn copies
 
 
-def _augmentation(name: str) -> nn.Module | None:
+def _augmentation(name: str, size: int) -> nn.Module | None:
     import kornia.augmentation as K
+
+    # blur radii are a share of CLIP's input side, so a real CLIP (224 px) and the toy one (64) see
+    # the same softening; a blurred cutout keeps a shape's outline and loses fine texture
+    sigma = (size / 128, size / 32)
+    kernel = 2 * int(2 * sigma[1]) + 1
 
     table = {
         Augment.flip: lambda: K.RandomHorizontalFlip(p=0.5),
@@ -29,6 +34,7 @@ def _augmentation(name: str) -> nn.Module | None:
         Augment.jitter: lambda: K.ColorJitter(hue=0.05, saturation=0.1, p=0.7),
         Augment.erasing: lambda: K.RandomErasing(scale=(0.1, 0.4), ratio=(0.3, 1 / 0.3), same_on_batch=True, p=0.7),
         Augment.sharpness: lambda: K.RandomSharpness(0.3, p=0.4),
+        Augment.blur: lambda: K.RandomGaussianBlur((kernel, kernel), sigma, p=0.5),
         Augment.noise: lambda: None,  # applied by Cutouts itself, per cutout
     }
     return table[Augment(name)]()
@@ -40,7 +46,7 @@ class Cutouts(nn.Module):
     def __init__(self, size: int, config: CutoutConfig = CutoutConfig()):
         super().__init__()
         self.size, self.config = size, config
-        augs = [_augmentation(a) for a in config.augments]
+        augs = [_augmentation(a, size) for a in config.augments]
         self.augs = nn.Sequential(*[a for a in augs if a is not None])
         self.noise = config.noise if Augment.noise.value in config.augments else 0.0
 

@@ -62,6 +62,17 @@ def test_each_augment_runs_and_passes_gradient(augment):
     assert image.grad is not None and image.grad.abs().sum() > 0
 
 
+def test_blur_softens_some_cutouts_and_sharpens_none():
+    # a checkerboard of 1-px squares: any Gaussian blur lowers its variance; unblurred cutouts keep it
+    torch.manual_seed(0)
+    board = ((torch.arange(16)[:, None] + torch.arange(16)[None]) % 2).float().expand(1, 3, 16, 16)
+    cut = Cutouts(16, CutoutConfig(cutn=64, augments=("blur",), cut_pow=1e-6))
+    spread = cut(board).flatten(1).var(1)
+    softened = spread < board.var() * 0.9
+    assert 10 < softened.sum() < 54  # p = 0.5 per cutout
+    assert (spread <= board.var() + 1e-4).all()
+
+
 def test_replayable_with_seed():
     image = torch.rand(1, 3, 32, 32)
     cut = Cutouts(16, CutoutConfig(cutn=4))
