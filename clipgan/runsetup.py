@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from clipgan.config import EARLY_STOP_GAIN, CutSchedule, LrSchedule, Settings
+from clipgan.config import EARLY_STOP_GAIN, CutMethod, CutSchedule, LrSchedule, Settings
 from clipgan.cutouts import CutoutConfig, Cutouts
 from clipgan.devices import cpu_has_native_bf16, resolve_device, resolve_dtype  # noqa: F401  (re-exported)
 from clipgan.errors import ClipganError, ClipganNotice, brief
@@ -242,6 +242,7 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
     loaded = [(p, load_rgb(p.text)) for p in images]
     texts = sorted({p.text for story in stories for _, p in story if p is not None})
     _vocabulary_notice(settings, texts)
+    _cut_pow_notice(settings, models)
     guides, text_targets = [], []
     for perceptor in models.perceptors:
         cfg = CutoutConfig(cutn=settings.cutn, cut_pow=settings.cut_pow, augments=settings.augments,
@@ -267,6 +268,16 @@ def build_guides(settings: Settings, models: Models) -> GuideSchedule:
     if all(len(story) == 1 and story[0][0] == 0 for story in stories):
         return at(0)
     return at
+
+
+def _cut_pow_notice(settings: Settings, models: Models) -> None:
+    """A crop is at least CLIP's input side: on a picture no larger, every cutout is the whole picture."""
+    if settings.cut_pow == Settings.cut_pow or settings.cut_method != CutMethod.crops.value or not settings.size:
+        return
+    side, clip_side = min(settings.size), min(p.input_size for p in models.perceptors)
+    if side <= clip_side:
+        warnings.warn(f"--cut-pow has no effect: the picture's side ({side} px) is no larger than CLIP's input "
+                      f"({clip_side} px), so every cutout is the whole picture", ClipganNotice)
 
 
 def contrast_words(settings: Settings) -> tuple[str, ...]:

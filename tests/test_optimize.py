@@ -217,3 +217,17 @@ def test_words_outside_the_toy_world_get_a_notice():
         warnings.simplefilter("error")
         _vocabulary_notice(Settings(), ["a red circle on a blue background"])
         _vocabulary_notice(Settings(clip=("ViT-B-32:openai",)), ["a red lighthouse"])
+
+
+def test_cut_pow_on_a_picture_no_larger_than_clip_gets_a_notice(tiny_settings):
+    import warnings
+
+    from clipgan.errors import ClipganNotice
+
+    # tiny CLIP input 32 px: at 32x32 every crop is the whole picture, at 48x48 crops vary in size
+    with pytest.warns(ClipganNotice, match="cut-pow has no effect.*32 px"):
+        clipgan.generate("a red circle", **{**tiny_settings, "cut_pow": 2.0, "iterations": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ClipganNotice)
+        clipgan.generate("a red circle", **{**tiny_settings, "cut_pow": 2.0, "iterations": 1, "size": (48, 48)})
+        clipgan.generate("a red circle", **{**tiny_settings, "iterations": 1})
