@@ -70,3 +70,36 @@ def test_quick_training_with_guided_negatives(tmp_path):
         t = card["clip"]["train"]
         assert t["guided_label"] == label and t["guided_keep"] == [1, 2] and t["recon_share"] == 0.5
         assert math.isfinite(t["final_loss"])
+
+
+def test_guided_runs_drawn_as_the_coarse_stage_with_the_contrast():
+    """--guided-size 32 --guided-contrast C: 32 px latents (an 8x8 grid) handed back at 64 px, and the
+    other shapes pushed away, so the asked caption's lead over them grows more than without it."""
+    import open_clip
+
+    clip = cm.load(CKPT / "toy-clip.json", CKPT / "toy-clip.safetensors")
+    vq = ng.load_vqgan(CKPT)
+    specs = rw.sample_specs(2, 5)
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    with torch.no_grad():
+        def text(s):
+            return torch.nn.functional.normalize(clip.encode_text(tok([rw.caption(s)])).float(), dim=-1)[0]
+        asked = torch.stack([text(s) for s in specs])
+        others = torch.stack([torch.stack([text(rw.Spec(o, s.fg, s.bg)) for o in rw.SHAPES if o != s.shape])
+                              for s in specs])
+
+    def lead(x):
+        with torch.no_grad():
+            e = torch.nn.functional.normalize(clip.encode_image(cm.normalize(x)).float(), dim=-1)
+        return (e * asked).sum(1) - torch.einsum("nd,nkd->nk", e, others).mean(1)
+
+    def run(contrast):
+        torch.manual_seed(0)
+        return ng.guided(clip, vq, specs, 12, (1, 12), torch.Generator().manual_seed(3), size=32, contrast=contrast)
+
+    first, last = run(1.0)
+    assert first.shape == last.shape == (2, 3, 64, 64)
+    plain = run(0.0)[1]
+    assert not torch.equal(plain, last)
+    assert (lead(last) - lead(first) > lead(plain) - lead(first)).all()
+    assert torch.equal(run(1.0)[1], last)

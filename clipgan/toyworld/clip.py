@@ -106,6 +106,8 @@ class ClipTrainConfig:
     # "shapeless": a guided picture is taught as a blob of the asked colours; "against": it only
     # competes with a render of its own caption for that caption (a discriminator's view)
     guided_label: str = "shapeless"
+    guided_size: int = 64  # 32: negatives drawn as a coarse-to-fine run's coarse stage
+    guided_contrast: float = 0.0  # the other shapes pushed away while drawing them (runsetup's contrast)
     vqgan_dir: str | None = None
     # Denoised estimates (denoised.py): this share of the renders is replaced by a toy UNet's
     # estimate of the clean picture from the render noised to a timestep below denoised_t_max

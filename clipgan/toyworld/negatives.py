@@ -28,8 +28,13 @@ def load_vqgan(folder):
 
 
 def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...], g: torch.Generator,
-           lr: float = 0.1, copies: int = 4, size: int = 64) -> list[torch.Tensor]:
-    """Pictures (N, 3, size, size) of a batched guided run at each step count in keep (1-based)."""
+           lr: float = 0.1, copies: int = 4, size: int = 64, contrast: float = 0.0) -> list[torch.Tensor]:
+    """Pictures (N, 3, 64, 64) of a batched guided run at each step count in keep (1-based).
+
+    size 32 draws as the coarse stage of a coarse-to-fine run (CLIP sees it enlarged to 64 px);
+    contrast C weighs the asked caption 1 + C and each other shape's -C/4, as runsetup's lanes."""
+    from dataclasses import replace
+
     import open_clip
 
     from clipgan.cutouts import CutoutConfig, Cutouts
@@ -43,25 +48,35 @@ def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...],
     model = VQGANImage(vqgan, book[idx].movedim(-1, 1))  # a batch of latents: render and clamp work alike
     with torch.no_grad():
         target = F.normalize(clip.encode_text(tok([rw.caption(s) for s in specs])).float(), dim=-1)
-    augs = Cutouts(size, CutoutConfig(cutn=copies))
+        others = [[replace(s, shape=o) for o in rw.SHAPES if o != s.shape] for s in specs] if contrast else []
+        other_t = F.normalize(clip.encode_text(tok([rw.caption(o) for os_ in others for o in os_])).float(), dim=-1) \
+            if contrast else None
+    augs = Cutouts(64, CutoutConfig(cutn=copies))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     out = []
     was = clip.training
     clip.eval().requires_grad_(False)
     for step in range(1, max(keep) + 1):
         image = model()
+        if size != 64:
+            image = F.interpolate(image, size=(64, 64), mode="bilinear", align_corners=False)
         # Cutouts.forward crops one picture; at 64 px a crop is the whole picture, so only the augmentations
         crops = augs._augment(image.repeat(copies, 1, 1, 1))
         emb = F.normalize(clip.encode_image(normalize(crops.clamp(0, 1))).float(), dim=-1)
         d = spherical_distance(emb, target)  # (copies * n, n): crop k*n+i belongs to prompt i
         loss = d[torch.arange(copies * n), torch.arange(n).repeat(copies)].mean() * n
+        if contrast:
+            do = spherical_distance(emb, other_t).view(copies, n, n, 4)  # crop (k, i) against prompt j's others
+            ii = torch.arange(n)
+            loss = (1 + contrast) * loss - contrast / 4 * do[:, ii, ii].sum(-1).mean() * n
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         model.project()
         if step in keep:
             with torch.no_grad():
-                out.append(model())
+                pic = model()
+                out.append(pic if size == 64 else F.interpolate(pic, size=(64, 64), mode="bilinear", align_corners=False))
     clip.requires_grad_(True).train(was)
     return out
 
@@ -73,9 +88,10 @@ class Pool:
     """
 
     def __init__(self, vqgan_dir, n: int, every: int, keep: tuple[int, ...], capacity: int = 1024,
-                 recon: float = 0.0):
+                 recon: float = 0.0, size: int = 64, contrast: float = 0.0):
         self.vqgan = load_vqgan(vqgan_dir)
         self.n, self.every, self.keep, self.capacity, self.recon = n, every, keep, capacity, recon
+        self.size, self.contrast = size, contrast
         self.images = torch.empty(0, 3, 64, 64)
         self.labels = torch.empty(0, 3, dtype=torch.long)
 
@@ -83,7 +99,7 @@ class Pool:
         if step % self.every:
             return False
         specs = rw.sample_specs(self.n, g, rw.TRAIN_RANGES)
-        shots = guided(model, self.vqgan, specs, max(self.keep), self.keep, g)
+        shots = guided(model, self.vqgan, specs, max(self.keep), self.keep, g, size=self.size, contrast=self.contrast)
         lab = spec_labels(specs)  # what each was asked to be
         self.images = torch.cat([self.images, *shots])[-self.capacity:]
         self.labels = torch.cat([self.labels, *[lab] * len(shots)])[-self.capacity:]

@@ -51,7 +51,8 @@ def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, positio
     if cfg.guided_share:
         from clipgan.toyworld.negatives import Pool
 
-        pool = Pool(cfg.vqgan_dir, cfg.guided_n, cfg.guided_every, tuple(cfg.guided_keep), recon=cfg.recon_share)
+        pool = Pool(cfg.vqgan_dir, cfg.guided_n, cfg.guided_every, tuple(cfg.guided_keep), recon=cfg.recon_share,
+                    size=cfg.guided_size, contrast=cfg.guided_contrast)
     denoised = None
     if cfg.denoised_share:
         from clipgan.toyworld.denoised import Denoised
@@ -154,6 +155,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--guided-n", type=int, default=d.guided_n, help="guided runs per refresh")
     p.add_argument("--guided-label", choices=["shapeless", "against"], default=d.guided_label,
                    help="guided negatives: taught as shapeless blobs, or only as losing to a render of their caption")
+    p.add_argument("--guided-size", type=int, choices=[32, 64], default=d.guided_size,
+                   help="side the guided negatives are drawn at (32: a coarse-to-fine run's first stage)")
+    p.add_argument("--guided-contrast", type=float, default=d.guided_contrast,
+                   help="contrast weight over the other shapes while drawing the guided negatives")
     p.add_argument("--guided-keep", type=int, nargs="+", default=list(d.guided_keep),
                    help="steps of each guided run whose pictures are kept")
     p.add_argument("--recon-share", type=float, default=d.recon_share,
@@ -197,7 +202,8 @@ def main(argv=None) -> dict:
     # a lever's settings only when it is on: the card names what the training used
     if a.guided_share:
         clip_options.update(guided_share=a.guided_share, guided_every=a.guided_every, guided_n=a.guided_n,
-                            recon_share=a.recon_share, guided_label=a.guided_label, guided_keep=tuple(a.guided_keep),
+                            recon_share=a.recon_share, guided_label=a.guided_label,
+                            guided_size=a.guided_size, guided_contrast=a.guided_contrast, guided_keep=tuple(a.guided_keep),
                             vqgan_dir=a.vqgan_dir or str(bundled_dir()))
     if a.denoised_share:
         from clipgan.config import Settings
