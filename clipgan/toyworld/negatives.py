@@ -56,10 +56,12 @@ def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...],
     out = []
     was = clip.training
     clip.eval().requires_grad_(False)
+
+    def at64(x):
+        return x if size == 64 else F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
+
     for step in range(1, max(keep) + 1):
-        image = model()
-        if size != 64:
-            image = F.interpolate(image, size=(64, 64), mode="bilinear", align_corners=False)
+        image = at64(model())
         # Cutouts.forward crops one picture; at 64 px a crop is the whole picture, so only the augmentations
         crops = augs._augment(image.repeat(copies, 1, 1, 1))
         emb = F.normalize(clip.encode_image(normalize(crops.clamp(0, 1))).float(), dim=-1)
@@ -75,8 +77,7 @@ def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...],
         model.project()
         if step in keep:
             with torch.no_grad():
-                pic = model()
-                out.append(pic if size == 64 else F.interpolate(pic, size=(64, 64), mode="bilinear", align_corners=False))
+                out.append(at64(model()))
     clip.requires_grad_(True).train(was)
     return out
 
