@@ -32,25 +32,25 @@ def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...],
     """Pictures (N, 3, 64, 64) of a batched guided run at each step count in keep (1-based).
 
     size 32 draws as the coarse stage of a coarse-to-fine run (CLIP sees it enlarged to 64 px);
-    contrast C weighs the asked caption 1 + C and each other shape's -C/4, as runsetup's lanes."""
-    from dataclasses import replace
-
+    contrast C sets the other shapes against the asked one, weighted as a run's contrast lanes."""
     import open_clip
 
     from clipgan.cutouts import CutoutConfig, Cutouts
     from clipgan.image_models.vqgan import VQGANImage
     from clipgan.losses.functions import spherical_distance
+    from clipgan.prompts import Prompt, contrast_lanes
 
     tok = open_clip.get_tokenizer("ViT-B-32")
     n, f = len(specs), vqgan.factor
     book = vqgan.codebook.detach()
     idx = torch.randint(book.shape[0], (n, size // f, size // f), generator=g)
     model = VQGANImage(vqgan, book[idx].movedim(-1, 1))  # a batch of latents: render and clamp work alike
+    # each caption's lanes: the caption alone, or with contrast C it and the other shapes' captions
+    lanes = [[lane[0][1] for lane in contrast_lanes([(0, Prompt(rw.caption(s)))], rw.SHAPES, contrast)]
+             for s in specs]
+    weights = torch.tensor([[p.weight for p in per] for per in lanes])  # (n, lanes)
     with torch.no_grad():
-        target = F.normalize(clip.encode_text(tok([rw.caption(s) for s in specs])).float(), dim=-1)
-        others = [[replace(s, shape=o) for o in rw.SHAPES if o != s.shape] for s in specs] if contrast else []
-        other_t = F.normalize(clip.encode_text(tok([rw.caption(o) for os_ in others for o in os_])).float(), dim=-1) \
-            if contrast else None
+        target = F.normalize(clip.encode_text(tok([p.text for per in lanes for p in per])).float(), dim=-1)
     augs = Cutouts(64, CutoutConfig(cutn=copies))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     out = []
@@ -65,12 +65,9 @@ def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...],
         # Cutouts.forward crops one picture; at 64 px a crop is the whole picture, so only the augmentations
         crops = augs._augment(image.repeat(copies, 1, 1, 1))
         emb = F.normalize(clip.encode_image(normalize(crops.clamp(0, 1))).float(), dim=-1)
-        d = spherical_distance(emb, target)  # (copies * n, n): crop k*n+i belongs to prompt i
-        loss = d[torch.arange(copies * n), torch.arange(n).repeat(copies)].mean() * n
-        if contrast:
-            do = spherical_distance(emb, other_t).view(copies, n, n, 4)  # crop (k, i) against prompt j's others
-            ii = torch.arange(n)
-            loss = (1 + contrast) * loss - contrast / 4 * do[:, ii, ii].sum(-1).mean() * n
+        # crop k*n+i belongs to prompt i: its distance to each of prompt i's lanes, weighted
+        d = spherical_distance(emb, target).view(copies, n, n, weights.shape[1])
+        loss = (d[:, torch.arange(n), torch.arange(n)] * weights).sum(-1).mean(0).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
