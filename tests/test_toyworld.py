@@ -128,6 +128,35 @@ def test_quick_robust_clip_from_scratch_honours_width_and_warmup(tmp_path):
     assert model.visual.conv3.out_channels == 16  # ModifiedResNet: the stem ends at the width
 
 
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return {k: v.float() for k, v in load_file(path).items()}
+
+
+@pytest.mark.parametrize("frozen", ["text", "embedding"])
+def test_quick_reader_keeps_the_frozen_part_of_its_clip(tmp_path, frozen):
+    """--text-from A --frozen PART: PART is A's, bit for bit, after training; the image tower moved away
+    from its start (--clip-init B) and, with "embedding", so did B's text transformer."""
+    from clipgan.toyworld import train
+
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "reader"
+    train.main(["--out", str(a), "--quick", "--only", "clip", "--seed", "1"])
+    train.main(["--out", str(b), "--quick", "--only", "clip", "--seed", "2"])
+    card = train.main(["--out", str(out), "--quick", "--only", "clip", "--clip-init", str(b / "toy-clip.safetensors"),
+                       "--text-from", str(a / "toy-clip.safetensors"), "--frozen", frozen])
+    assert card["clip"]["train"]["frozen"] == frozen
+    wa, wb, got = (_weights(p / "toy-clip.safetensors") for p in (a, b, out))
+    shared = [k for k in got if not k.startswith("visual.")] if frozen == "text" else ["token_embedding.weight"]
+    for k in shared:
+        assert torch.equal(got[k], wa[k]), k
+    assert not torch.equal(got["visual.conv1.weight"], wb["visual.conv1.weight"])
+    assert not torch.equal(got["visual.conv1.weight"], wa["visual.conv1.weight"])
+    if frozen == "embedding":
+        k = "transformer.resblocks.0.mlp.c_fc.weight"
+        assert not torch.equal(got[k], wa[k]) and not torch.equal(got[k], wb[k])
+
+
 def test_quick_vqgan_honours_downsampling_and_codebook_size(tmp_path):
     """--vq-downsampling 8 --vq-codes 16: the card says so, clipgan's own loader reads the files as an
     f8 model whose 64 px picture is an 8x8 grid of 16 codes, and the bench draws with it."""

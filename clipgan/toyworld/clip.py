@@ -115,6 +115,11 @@ class ClipTrainConfig:
     denoised_share: float = 0.0
     denoised_t_max: float = 0.8
     diffusion_dir: str | None = None
+    # A second reader of another CLIP's text space: its `frozen` part ("text": all but the image
+    # tower; "embedding": the token embedding only) comes from this .safetensors and stays as it
+    # is, so only the rest would need shipping beside that CLIP.
+    text_from: str | None = None
+    frozen: str = "text"
 
 
 def build(arch: ClipArch) -> torch.nn.Module:
@@ -265,9 +270,33 @@ def pgd(model, x: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale, cfg
     return (x + d.detach()).clamp(0, 1)
 
 
+def frozen_names(model, frozen: str) -> list[str]:
+    """The state-dict names a reader shares with its CLIP: "text" (all but the image tower) or "embedding"."""
+    if frozen not in ("text", "embedding"):
+        raise ValueError(f"frozen must be text or embedding, not {frozen!r}")
+    keep = (lambda k: not k.startswith("visual.")) if frozen == "text" else (lambda k: k == "token_embedding.weight")
+    return [k for k in model.state_dict() if keep(k)]
+
+
+def freeze_from(model, path: str, frozen: str) -> None:
+    """Load the `frozen` part (frozen_names) from `path` and freeze it; the rest trains."""
+    from safetensors.torch import load_file
+
+    names = frozen_names(model, frozen)
+    given = load_file(path)
+    missing = [k for k in names if k not in given]
+    if missing:
+        raise ValueError(f"{path} lacks {missing[0]} (not a CLIP of this architecture)")
+    model.load_state_dict({k: given[k].float() for k in names}, strict=False)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name not in names)
+
+
 def _param_groups(model, wd):
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         (no_decay if p.ndim < 2 or "embedding" in name or "logit_scale" in name else decay).append(p)
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
 
@@ -295,6 +324,8 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=N
     elif cfg.shape_init and cfg.arch.vision == "vit":
         init_sincos(model.visual)
         init_patch_filters(model.visual)
+    if cfg.text_from:
+        freeze_from(model, cfg.text_from, cfg.frozen)
     bank = CaptionBank()
     tokens = bank.tokens[:, : bank.length]
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98))
@@ -344,7 +375,8 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=N
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         scale = model.logit_scale.exp().clamp(max=100)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        text_grad = not (cfg.text_from and cfg.frozen == "text")  # a frozen text tower needs no graph
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16), torch.set_grad_enabled(text_grad):
             txt = F.normalize(encode_text_short(model, tokens[idx]).float(), dim=-1)
         eps = cfg.adv_eps * min(1.0, (step + 1) / cfg.adv_warmup) if cfg.adv_warmup else cfg.adv_eps
         if eps > 0:

@@ -140,6 +140,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     d = clip_mod.ClipTrainConfig
     p.add_argument("--clip-lr", type=float, default=d.lr)
     p.add_argument("--clip-init", help="fine-tune the CLIP from this .safetensors (same architecture)")
+    p.add_argument("--text-from", help="a reader for this CLIP (.safetensors): its --frozen part is loaded and kept")
+    p.add_argument("--frozen", choices=["text", "embedding"], default=d.frozen,
+                   help="with --text-from: share the whole text tower, or only the token embedding")
     p.add_argument("--blob-share", type=float, default=d.blob_share,
                    help="share of each CLIP batch that is shapeless two-colour blobs (hard negatives)")
     p.add_argument("--adv-eps", type=float, default=d.adv_eps,
@@ -200,6 +203,8 @@ def main(argv=None) -> dict:
                     "adv_eps": a.adv_eps, "adv_steps": a.adv_steps, "adv_warmup": a.adv_warmup,
                     "arch": clip_mod.ClipArch(resnet_width=a.clip_width)}
     # a lever's settings only when it is on: the card names what the training used
+    if a.text_from:
+        clip_options.update(text_from=a.text_from, frozen=a.frozen)
     if a.guided_share:
         clip_options.update(guided_share=a.guided_share, guided_every=a.guided_every, guided_n=a.guided_n,
                             recon_share=a.recon_share, guided_label=a.guided_label,
