@@ -157,6 +157,14 @@ def test_quick_reader_keeps_the_frozen_part_of_its_clip(tmp_path, frozen):
         assert not torch.equal(got[k], wa[k]) and not torch.equal(got[k], wb[k])
 
 
+def test_frozen_without_a_clip_to_keep_it_from_is_refused(capsys):
+    from clipgan.toyworld import train
+
+    with pytest.raises(SystemExit) as e:
+        train.parse_args(["--only", "clip", "--frozen", "embedding"])
+    assert e.value.code == 2 and "--text-from" in capsys.readouterr().err
+
+
 def test_quick_vqgan_honours_downsampling_and_codebook_size(tmp_path):
     """--vq-downsampling 8 --vq-codes 16: the card says so, clipgan's own loader reads the files as an
     f8 model whose 64 px picture is an 8x8 grid of 16 codes, and the bench draws with it."""

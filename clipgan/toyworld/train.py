@@ -141,8 +141,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clip-lr", type=float, default=d.lr)
     p.add_argument("--clip-init", help="fine-tune the CLIP from this .safetensors (same architecture)")
     p.add_argument("--text-from", help="a reader for this CLIP (.safetensors): its --frozen part is loaded and kept")
-    p.add_argument("--frozen", choices=["text", "embedding"], default=d.frozen,
-                   help="with --text-from: share the whole text tower, or only the token embedding")
+    p.add_argument("--frozen", choices=["text", "embedding"],
+                   help=f"with --text-from: share the whole text tower, or only the token embedding (default: {d.frozen})")
     p.add_argument("--blob-share", type=float, default=d.blob_share,
                    help="share of each CLIP batch that is shapeless two-colour blobs (hard negatives)")
     p.add_argument("--adv-eps", type=float, default=d.adv_eps,
@@ -178,7 +178,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch threads for a one-process run (default: every core)")
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.frozen and not a.text_from:
+        p.error("--frozen says what to keep of --text-from's CLIP; give --text-from too")
+    return a
 
 
 def main(argv=None) -> dict:
@@ -204,7 +207,7 @@ def main(argv=None) -> dict:
                     "arch": clip_mod.ClipArch(resnet_width=a.clip_width)}
     # a lever's settings only when it is on: the card names what the training used
     if a.text_from:
-        clip_options.update(text_from=a.text_from, frozen=a.frozen)
+        clip_options.update(text_from=a.text_from, frozen=a.frozen or clip_mod.ClipTrainConfig.frozen)
     if a.guided_share:
         clip_options.update(guided_share=a.guided_share, guided_every=a.guided_every, guided_n=a.guided_n,
                             recon_share=a.recon_share, guided_label=a.guided_label,
