@@ -326,6 +326,7 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=N
         init_patch_filters(model.visual)
     if cfg.text_from:
         freeze_from(model, cfg.text_from, cfg.frozen)
+    text_grad = not (cfg.text_from and cfg.frozen == "text")  # a frozen text tower needs no graph
     bank = CaptionBank()
     tokens = bank.tokens[:, : bank.length]
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98))
@@ -375,7 +376,6 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=N
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         scale = model.logit_scale.exp().clamp(max=100)
-        text_grad = not (cfg.text_from and cfg.frozen == "text")  # a frozen text tower needs no graph
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16), torch.set_grad_enabled(text_grad):
             txt = F.normalize(encode_text_short(model, tokens[idx]).float(), dim=-1)
         eps = cfg.adv_eps * min(1.0, (step + 1) / cfg.adv_warmup) if cfg.adv_warmup else cfg.adv_eps
