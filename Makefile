@@ -41,10 +41,14 @@ demo: install
 
 # the CLIP from scratch, then two adversarial fine-tuning stages (docs/benchmarks.md, "Levers for
 # shapes"); then the toy diffusion UNet
+# the first CLIP stage is kept (build/) and bundled as toy-contrast: an overlay on the fine-tuned toy
 toy-models: install
 	$(PY) -m clipgan.toyworld.train --out checkpoints
+	mkdir -p build && cp checkpoints/toy-clip.safetensors build/toy-clip-stage1.safetensors
 	$(PY) -m clipgan.toyworld.train --out checkpoints --only clip --clip-init checkpoints/toy-clip.safetensors --clip-steps 300 --clip-lr 3e-4 --adv-eps 1.0
 	$(PY) -m clipgan.toyworld.train --out checkpoints --only clip --clip-init checkpoints/toy-clip.safetensors --clip-steps 300 --clip-lr 3e-4 --adv-eps 2.0 --blob-share 0.25
+	rm -f checkpoints/toy-clip-contrast.safetensors
+	$(PY) -m clipgan.toyworld.overlay build/toy-clip-stage1.safetensors checkpoints/toy-clip.safetensors checkpoints/toy-clip-contrast.safetensors
 	$(PY) -m clipgan.toyworld.train_diffusion --out checkpoints
 
 # the README's pictures and GIF (docs/gallery/), made with the bundled models

@@ -44,6 +44,23 @@ class Perceptor(nn.Module):
         return nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
 
+def load_named(spec: str, *, device="cpu", trust: bool = False, root=None) -> Perceptor:
+    """`load_clip` for a --clip spec that may be a bundled alias or an overlay on one (registry)."""
+    from clipgan.models import registry
+    from clipgan.models.overlay import apply_overlay
+
+    overlay = registry.resolve_clip_overlay(spec, root)
+    if overlay is not None:
+        base_alias, path = overlay
+        perceptor = load_named(base_alias, device=device, trust=trust, root=root)
+        base_file = registry.resolve_clip_alias(base_alias, root)[1]
+        perceptor.model.load_state_dict(apply_overlay(perceptor.model.state_dict(), path, base_file))
+        perceptor.name = spec
+        return perceptor
+    files = registry.resolve_clip_alias(spec, root)
+    return load_clip(f"{files[0]}:{files[1]}" if files else spec, device=device, trust=trust)
+
+
 def split_spec(spec: str, known: set[str]) -> tuple[str, str]:
     """'ViT-B-32:openai' -> ('ViT-B-32', 'openai'); paths may hold colons of their own."""
     for i, ch in enumerate(spec):

@@ -134,6 +134,17 @@ VQGAN_MODELS: dict[str, VQGANEntry] = {e.name: e for e in _ENTRIES}
 
 # Bundled CLIP models: alias -> (open_clip model config json, weights file).
 CLIP_ALIASES: dict[str, tuple[str, str]] = {"toy": ("toy-clip.json", "toy-clip.safetensors")}
+# Bundled CLIPs stored as an overlay on a bundled alias (clipgan.models.overlay): alias -> (base, file).
+# toy-contrast is the toy CLIP's first training stage, before the adversarial fine-tunes: it tells
+# shapes apart on clean renders (98%) and is not robust, so it pulls shape detail the toy does not.
+CLIP_OVERLAYS: dict[str, tuple[str, str]] = {"toy-contrast": ("toy", "toy-clip-contrast.safetensors")}
+# A CLIP's partner that pulls only the contrast (Settings.contrast_clip), where one is bundled.
+CONTRAST_PARTNERS: dict[str, str] = {"toy": "toy-contrast"}
+
+
+def bundled_clip(spec: str) -> bool:
+    """Whether `spec` names a bundled CLIP (an alias or an overlay on one)."""
+    return spec in CLIP_ALIASES or spec in CLIP_OVERLAYS
 
 
 def bundled_dir() -> Path:
@@ -223,3 +234,15 @@ def resolve_clip_alias(name: str, root: Path | str | None = None) -> tuple[Path,
             "restore the repo's checkpoints/ folder (make toy-models rebuilds it)"
         )
     return config, weights
+
+
+def resolve_clip_overlay(name: str, root: Path | str | None = None) -> tuple[str, Path] | None:
+    """(base alias, overlay file) of a bundled overlay CLIP, or None when `name` is none."""
+    if name not in CLIP_OVERLAYS:
+        return None
+    base_alias, file = CLIP_OVERLAYS[name]
+    path = (Path(root) if root else bundled_dir()) / file
+    if not path.is_file():
+        raise ClipganError(f"bundled CLIP {name!r} is missing {file} in {path.parent}; "
+                           "restore the repo's checkpoints/ folder (make toy-models rebuilds it)")
+    return base_alias, path
