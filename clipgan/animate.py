@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import itertools
 import math
 import operator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from PIL import Image
     from torch import Tensor
 
-    from clipgan.losses.terms import Guide
+    from clipgan.losses.terms import Guide, GuideSchedule
     from clipgan.optimize import Step
     from clipgan.runsetup import Models
 
@@ -415,15 +416,24 @@ def slerp(a: "Tensor", b: "Tensor", w: float) -> "Tensor":
     return out.view_as(a).to(a.dtype)
 
 
-def _blend(a: list["Guide"], b: list["Guide"], w: float) -> list["Guide"]:
-    """Guides scoring both prompt sets, A's targets weighted 1-w and B's w."""
+def _blend(a: "GuideSchedule", b: "GuideSchedule", w: float) -> "GuideSchedule":
+    """Guides scoring both prompt sets, A's targets weighted 1-w and B's w (schedules: step by step).
+    Guides pair by position; one that only A or B has (a contrast guide where the other prompt names
+    no contrast word) keeps its own targets at its own share."""
     from clipgan.losses.terms import Guide, Target
 
-    def scaled(targets, scale, tag):
-        return [Target(f"{tag}:{t.label}", t.embeds, t.weight * scale, t.stop) for t in targets if scale > 0]
+    if callable(a) or callable(b):
+        return lambda step: _blend(a(step) if callable(a) else a, b(step) if callable(b) else b, w)
 
-    return [Guide(ga.perceptor, ga.cutouts, scaled(ga.targets, 1 - w, "a") + scaled(gb.targets, w, "b"))
-            for ga, gb in zip(a, b)]
+    def scaled(g, scale, tag):
+        return [Target(f"{tag}:{t.label}", t.embeds, t.weight * scale, t.stop) for t in g.targets] if g and scale > 0 else []
+
+    out = []
+    for ga, gb in itertools.zip_longest(a, b):
+        g, targets = ga or gb, scaled(ga, 1 - w, "a") + scaled(gb, w, "b")
+        if targets:
+            out.append(Guide(g.perceptor, g.cutouts, targets))
+    return out
 
 
 # ---------------------------------------------------------------- morph

@@ -176,6 +176,7 @@ def morph(
     init_weight: InitWeight = D.init_weight,
     contrast: O.Contrast = None,
     contrast_weight: O.ContrastWeight = D.contrast_weight,
+    contrast_clip: O.ContrastClip = None,
     tv_weight: TvWeight = D.tv_weight,
     cutn: Cutn = D.cutn,
     cut_pow: CutPow = D.cut_pow,
@@ -206,7 +207,7 @@ def morph(
     if len(prompts) < 2:
         raise ClipganError("a morph needs at least two prompts")
     settings = _settings(clip, size=size, init_image=init_image, init_noise=init_noise, init_weight=init_weight,
-                         contrast=contrast, contrast_weight=contrast_weight, tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
+                         contrast=contrast, contrast_weight=contrast_weight, contrast_clip=O.contrast_clip(contrast_clip), tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
                          lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
     if image_model == "diffusion":  # every frame a guided denoising run of keyframe-steps steps
@@ -237,6 +238,7 @@ def zoom(
     init_weight: InitWeight = D.init_weight,
     contrast: O.Contrast = None,
     contrast_weight: O.ContrastWeight = D.contrast_weight,
+    contrast_clip: O.ContrastClip = None,
     tv_weight: TvWeight = D.tv_weight,
     cutn: Cutn = D.cutn,
     cut_pow: CutPow = D.cut_pow,
@@ -262,7 +264,7 @@ def zoom(
     options = ZoomOptions(frames, steps_per_frame, first_steps, zoom, angle, shift_x, shift_y)
     options.validate()
     settings = _settings(clip, size=size, init_image=init_image, init_noise=init_noise, init_weight=init_weight,
-                         contrast=contrast, contrast_weight=contrast_weight, tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
+                         contrast=contrast, contrast_weight=contrast_weight, contrast_clip=O.contrast_clip(contrast_clip), tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow, augments=augments, optimizer=optimizer,
                          lr=lr, seed=seed, device=device, precision=precision, vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config,
                          vqgan_checkpoint=vqgan_checkpoint, trust_checkpoint=trust_checkpoint)
     animate.prompt_schedule(prompts, frames)  # bad prompts fail before the models load
@@ -282,6 +284,7 @@ def restyle(
     init_weight: InitWeight = D.init_weight,
     contrast: O.Contrast = None,
     contrast_weight: O.ContrastWeight = D.contrast_weight,
+    contrast_clip: O.ContrastClip = None,
     tv_weight: TvWeight = D.tv_weight,
     cutn: Cutn = D.cutn,
     cut_pow: CutPow = D.cut_pow,
@@ -309,7 +312,7 @@ def restyle(
     options = RestyleOptions(steps_per_frame, blend, max_frames)
     options.validate()
     settings = _settings(clip, size=size, init_weight=init_weight, contrast=contrast,
-                         contrast_weight=contrast_weight, tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow,
+                         contrast_weight=contrast_weight, contrast_clip=O.contrast_clip(contrast_clip), tv_weight=tv_weight, cutn=cutn, cut_pow=cut_pow,
                          augments=augments, optimizer=optimizer, lr=lr, seed=seed, device=device, precision=precision,
                          vqgan=vqgan, image_model=image_model, strokes=strokes, vqgan_config=vqgan_config, vqgan_checkpoint=vqgan_checkpoint,
                          trust_checkpoint=trust_checkpoint)

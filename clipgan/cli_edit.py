@@ -144,6 +144,7 @@ def outpaint(
     fill: Annotated[str, typer.Option(help="How the new area starts: replicate (the border) or noise.")] = "replicate",
     contrast: O.Contrast = None,
     contrast_weight: O.ContrastWeight = D.contrast_weight,
+    contrast_clip: O.ContrastClip = None,
     iterations: Iterations = D.iterations,
     seed: Seed = D.seed,
     cutn: Cutn = D.cutn,
@@ -167,7 +168,7 @@ def outpaint(
     _check_image(image)
     output = check_output(output or _output_for(image, "outpaint"))
     settings = Settings().replace(prompts=prompts, iterations=iterations, seed=seed, cutn=cutn, lr=lr, device=device,
-                                  contrast=contrast, contrast_weight=contrast_weight,
+                                  contrast=contrast, contrast_weight=contrast_weight, contrast_clip=O.contrast_clip(contrast_clip),
                                   precision=precision, feather=feather, vqgan=vqgan, image_model=image_model, vqgan_config=vqgan_config,
                                   vqgan_checkpoint=vqgan_checkpoint, clip=[O.clip_name(c) for c in clip] if clip else list(D.clip),
                                   trust_checkpoint=trust_checkpoint)

@@ -34,6 +34,7 @@ ImagePrompt = Annotated[Optional[list[str]], typer.Option("-ip", "--image-prompt
 NoiseSeeds = Annotated[Optional[str], typer.Option("-nps", "--noise-prompt-seeds", help='Noise prompts: seeds of random CLIP targets, "1,2" or "1 2".', show_default=False, rich_help_panel=PROMPTS)]
 NoiseWeights = Annotated[Optional[str], typer.Option("-npw", "--noise-prompt-weights", help="Their weights, in the same order (missing ones: 1).", show_default=False, rich_help_panel=PROMPTS)]
 Contrast = Annotated[Optional[str], typer.Option("--contrast", metavar="WORDS", help='Comma-separated words set against each other: a prompt naming one ("a red circle") is also pushed away from itself with each other word ("a red square", ...), so the named one is drawn rather than what they share. Default: the CLIP\'s own (the bundled toy\'s five shapes; none for other CLIPs); none: off.', show_default=False, rich_help_panel=PROMPTS)]
+ContrastClip = Annotated[Optional[list[str]], typer.Option("--contrast-clip", metavar="CLIP", help="A CLIP beside --clip that pulls only the contrast (the named word against the others, not the text they share): in an upscale's refinement (the bundled toy's default recipe has one) and the first half of a diffusion run, nowhere else; repeat for several. Default: the CLIP's own partner (the bundled toy's toy-contrast; none for other CLIPs); none: off.", show_default=False, rich_help_panel=PROMPTS)]
 ContrastWeight = Annotated[float, typer.Option("--contrast-weight", help="How much of each prompt's weight goes to the contrast (0: off).", rich_help_panel=PROMPTS)]
 # generate (and batch): a size left out also takes the model's coarse-to-fine recipe (config.model_recipe)
 GENERATE_SIZE_HELP = SIZE_HELP + (" Left out with the bundled toy, a picture is drawn at 32 px and refined at 64 (coarse to "
@@ -105,6 +106,11 @@ def augments(text: str) -> str:
                                f"(or {', '.join(k.capitalize() for k in PEER_AUGMENTS)})")
         out.append(name)
     return ",".join(out)
+
+
+def contrast_clip(specs: list[str] | None) -> list[str] | None:
+    """--contrast-clip values with OpenAI names translated (clip_name); None: the CLIP's own."""
+    return None if specs is None else [clip_name(c) for c in specs]
 
 
 def clip_name(spec: str) -> str:

@@ -110,6 +110,10 @@ class Settings:
     # (prompts.contrast_lanes); None: the CLIP's own (the bundled toy's shapes, else none); (): off
     contrast: tuple[str, ...] | None = None
     contrast_weight: float = 0.5  # the share of the prompt's weight the contrast takes (0: off)
+    # CLIPs beside `clip` that pull only the contrast (the named word against the others, not the
+    # text they share), in an upscale's refinement and a diffusion run's first half (runsetup.build_guides);
+    # None: the CLIP's own partner (the bundled toy's toy-contrast), (): off
+    contrast_clip: tuple[str, ...] | None = None
     # width, height, rounded to the VQGAN's factor; None: the model's own (the bundled toy: 64),
     # else GPU_SIZE where a step fits in the GPU's memory, else CPU_SIZE (pipeline.run_size)
     size: tuple[int, int] | None = None
@@ -193,6 +197,10 @@ class Settings:
             self.contrast = () if [w.lower() for w in words] == ["none"] else words
         elif isinstance(self.contrast, (list, tuple)):
             self.contrast = tuple(w.strip() if isinstance(w, str) else w for w in self.contrast)
+        if isinstance(self.contrast_clip, (str, list, tuple)):  # one spec or several; "none" (or "") turns it off
+            clips = (self.contrast_clip,) if isinstance(self.contrast_clip, str) else tuple(self.contrast_clip)
+            off = len(clips) == 1 and isinstance(clips[0], str) and clips[0].strip().lower() in ("", "none")
+            self.contrast_clip = () if off else clips
         if isinstance(self.augments, str):
             self.augments = tuple(a for a in self.augments.split(",") if a)
         self.clip, self.augments = tuple(_items(self.clip, "clip")), tuple(_items(self.augments, "augments"))
@@ -287,6 +295,9 @@ class Settings:
         _check_number(self.contrast_weight, "contrast-weight")
         if self.contrast_weight < 0:
             raise ClipganError(f"contrast-weight must be 0 or more, got {self.contrast_weight:g}")
+        clips = self.contrast_clip
+        if clips is not None and not (isinstance(clips, tuple) and all(isinstance(c, str) and c.strip() for c in clips)):
+            raise ClipganError(f"contrast-clip must be CLIP specs (ARCH:WEIGHTS or a bundled alias), got {_short(clips)}")
         if self.contrast is None:
             return
         if not isinstance(self.contrast, tuple) or not all(isinstance(w, str) and w.strip() for w in self.contrast):

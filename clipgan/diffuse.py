@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -30,26 +31,21 @@ class DiffusionModels:
     diffusion: object  # clipgan.models.diffusion.DiffusionModel
     perceptors: list
     device: torch.device
+    contrast: list = field(default_factory=list)  # perceptors that pull only the contrast (runsetup.contrast_clips)
     vqgan = None  # build_guides and friends read only perceptors and device
 
 
 def load_diffusion_models(s: Settings) -> DiffusionModels:
     from clipgan.interrupt import deferred_sigint
-    from clipgan.models import registry
-    from clipgan.models.clip import load_clip
     from clipgan.models.diffusion import load_diffusion
     from clipgan.models.diffusion_registry import resolve_diffusion
-    from clipgan.runsetup import resolve_device
+    from clipgan.runsetup import load_perceptors, resolve_device
 
     with deferred_sigint():
         device = resolve_device(s.device)
         diffusion = load_diffusion(resolve_diffusion(s.diffusion), device)
-        perceptors = []
-        for spec in s.clip:
-            files = registry.resolve_clip_alias(spec)
-            perceptors.append(load_clip(f"{files[0]}:{files[1]}" if files else spec, device=device,
-                                        trust=s.trust_checkpoint))
-    return DiffusionModels(diffusion, perceptors, device)
+        perceptors, contrast = load_perceptors(s, device)
+    return DiffusionModels(diffusion, perceptors, device, contrast)
 
 
 def run_size(s: Settings, models: DiffusionModels) -> tuple[int, int]:
@@ -84,6 +80,19 @@ def _prepared(s: Settings, models: DiffusionModels | None):
 # With several candidates, the share of a run's denoising steps each runs before the best goes on:
 # by then the layout shows in the clean estimate (chosen by eye, not tuned; docs/benchmarks.md)
 CANDIDATE_SHARE = 0.3
+
+
+# The share of a run's denoising steps the contrast CLIPs guide (Settings.contrast_clip): the early
+# steps lay the shape out; later ones at full weight cost colours (docs/benchmarks.md)
+CONTRAST_SHARE = 0.5
+
+
+def contrast_steps(s: Settings) -> int:
+    return math.ceil(CONTRAST_SHARE * denoising_steps(s))
+
+
+def before(limit: int, step: int) -> bool:
+    return step < limit
 
 
 def _noise(seed: int, size: int, device, count: int = 1) -> list[Tensor]:
@@ -126,7 +135,7 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
     s, models, seed = _prepared(s, models)
     side = s.size[0]
     device = models.device
-    guides = build_guides(s, models)
+    guides = build_guides(s, models, contrast=partial(before, contrast_steps(s)))
     init = known = mask = soft = picture = None
     if s.init_image:
         picture = load_rgb(s.init_image)
@@ -190,7 +199,7 @@ def morph_frames(prompts: list[str], frames_per_transition: int, *, loop: bool =
     s, models, seed = _prepared(s, models)
     side, device = s.size[0], models.device
     keys = prompts + prompts[:1] if loop else prompts
-    guides = [build_guides(s.replace(prompts=[p]), models) for p in keys]
+    guides = [build_guides(s.replace(prompts=[p]), models, contrast=partial(before, contrast_steps(s))) for p in keys]
     noises = [_noise(seed + (j % len(prompts)), side, device)[0] for j in range(len(keys))]
     index = 0
     for j in range(len(keys) - 1):

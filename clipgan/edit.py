@@ -154,14 +154,15 @@ def _pad_to(t: Tensor, factor: int, mode: str) -> Tensor:
 
 
 def _run(s: Settings, models, model, pixel_mask: Tensor | None, callback: Callable[[Step], None] | None,
-         resume: dict | None = None) -> tuple[Step, list[float]]:
+         resume: dict | None = None, contrast: bool = False) -> tuple[Step, list[float]]:
     """The ordinary loop on `model`; with a mask, cutouts look at it (the model holds its cells).
-    `resume` (a `resume_state(...)`) goes on after its step exactly as if the run had not stopped."""
+    `resume` (a `resume_state(...)`) goes on after its step exactly as if the run had not stopped.
+    `contrast`: whether the contrast CLIPs guide it (runsetup.build_guides)."""
     from clipgan.runsetup import build_guides, check_resume, run_loop
 
     if resume is not None:  # a state from a file: it must fit this run before anything loads from it
         check_resume(resume, model.z, s)
-    guides = build_guides(s, models)
+    guides = build_guides(s, models, contrast)
     if pixel_mask is not None:
         focused: dict[int, MaskedCutouts] = {}
 
@@ -350,7 +351,8 @@ def upscale(image: ImageLike, prompts=(), *, factor: float = 2, steps: int = UPS
     check_memory(s, models, size=size, lower=upscale_flag)  # before the picture is enlarged
     s = s.replace(size=size)
     big = to_tensor(picture, size, models.device)  # Lanczos
-    last, losses = _run(s, models, model_from_image(s, models, big), None, callback, resume)
+    # the contrast CLIPs guide a refinement: on a laid-out picture they pull its shape sharper
+    last, losses = _run(s, models, model_from_image(s, models, big), None, callback, resume, contrast=True)
     return Result(to_pil(last.image), s.seed, s, losses, last.z)
 
 

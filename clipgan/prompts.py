@@ -125,7 +125,7 @@ def _whole_word(word: str) -> re.Pattern:
 
 
 def contrast_lanes(story: list[tuple[int, Prompt]], words: tuple[str, ...],
-                   weight: float) -> list[list[tuple[int, Prompt | None]]]:
+                   weight: float, shared: bool = True) -> list[list[tuple[int, Prompt | None]]]:
     """A story and its contrasts, as parallel stories ("lanes") with the same starts.
 
     Where a part pulls (weight w > 0) and names exactly one of `words` (whole word, any case), lane 0
@@ -133,19 +133,21 @@ def contrast_lanes(story: list[tuple[int, Prompt]], words: tuple[str, ...],
     -w * weight / (len(words) - 1). The weights still sum to w, so what the texts share (colours,
     style) pulls as before, and what is added is the named word's difference from the others: the
     picture is pushed towards a circle *rather than* a square, not towards whatever all of them share.
-    Other parts stay as they are in lane 0; the other lanes hold None there.
+    Other parts stay as they are in lane 0; the other lanes hold None there. With `shared` False
+    only the contrast is left: lane 0 holds the part at w * weight, and the other parts are None
+    (for a CLIP that pulls the named word's difference alone, Settings.contrast_clip).
     """
     lanes: list[list[tuple[int, Prompt | None]]] = [[] for _ in words]
     for start, p in story:
         named = [w for w in words if _whole_word(w).search(p.text)]
         if weight <= 0 or p.weight <= 0 or len(named) != 1:
-            lanes[0].append((start, p))
+            lanes[0].append((start, p if shared else None))
             for lane in lanes[1:]:
                 lane.append((start, None))
             continue
         pattern = _whole_word(named[0])
         others = [w for w in words if w.lower() != named[0].lower()]
-        lanes[0].append((start, Prompt(p.text, p.weight * (1 + weight), p.stop)))
+        lanes[0].append((start, Prompt(p.text, p.weight * (int(shared) + weight), p.stop)))
         for lane, other in zip(lanes[1:], others):
             lane.append((start, Prompt(pattern.sub(other, p.text), -p.weight * weight / len(others))))
     return [lane for lane in lanes if any(p is not None for _, p in lane)]

@@ -36,8 +36,10 @@ def first_steps(s: Settings, steps: int) -> Settings | None:
 
 def model_key(s: Settings) -> tuple:
     """What names the models a run of `s` loads: two runs with equal keys can share them."""
+    from clipgan.runsetup import contrast_clips
+
     drawer = ("diffusion", s.diffusion) if s.image_model == "diffusion" else (s.vqgan, s.vqgan_config, s.vqgan_checkpoint)
-    return (*drawer, tuple(s.clip), s.device, s.trust_checkpoint)
+    return (*drawer, tuple(s.clip), contrast_clips(s), s.device, s.trust_checkpoint)
 
 
 def load_models_for(s: Settings):

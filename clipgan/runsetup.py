@@ -38,6 +38,7 @@ class Models:
     vqgan: torch.nn.Module | None  # None when the run's image model needs none
     perceptors: list
     device: torch.device
+    contrast: list = field(default_factory=list)  # perceptors that pull only the contrast (contrast_clips)
 
 
 @dataclass
@@ -67,7 +68,6 @@ def load_models(settings: Settings) -> Models:
 
 def _load_models(settings: Settings) -> Models:
     from clipgan.models import registry
-    from clipgan.models.clip import load_clip
 
     device = resolve_device(settings.device)
     vqgan = None
@@ -82,12 +82,18 @@ def _load_models(settings: Settings) -> Models:
             config, checkpoint = registry.resolve_vqgan(settings.vqgan)
             verify_entry(registry.get_entry(settings.vqgan), Path(config), Path(checkpoint))
         vqgan = load_vqgan(config, checkpoint, trust=settings.trust_checkpoint, device=device)
-    perceptors = []
-    for spec in settings.clip:
-        files = registry.resolve_clip_alias(spec)  # a bundled alias names both files
-        full = f"{files[0]}:{files[1]}" if files else spec
-        perceptors.append(load_clip(full, device=device, trust=settings.trust_checkpoint))
-    return Models(vqgan, perceptors, device)
+    perceptors, contrast = load_perceptors(settings, device)
+    return Models(vqgan, perceptors, device, contrast)
+
+
+def load_perceptors(settings: Settings, device: torch.device) -> tuple[list, list]:
+    """(the settings' CLIPs, the CLIPs that pull only the contrast) on `device`."""
+    from clipgan.models.clip import load_named
+
+    def load(specs):
+        return [load_named(spec, device=device, trust=settings.trust_checkpoint) for spec in specs]
+
+    return load(settings.clip), load(contrast_clips(settings))
 
 
 def _needs_vqgan(settings: Settings, models: Models) -> None:
@@ -229,43 +235,57 @@ def last_story_start(settings: Settings) -> int:
                 for start, _ in parse_story(p, settings.iterations, settings.change_prompt_every)), default=0)
 
 
-def build_guides(settings: Settings, models: Models) -> GuideSchedule:
-    """Guides for every perceptor; a callable schedule when a prompt tells a story ("a ^ b")."""
+def build_guides(settings: Settings, models: Models, contrast: bool | Callable[[int], bool] = False) -> GuideSchedule:
+    """Guides for every perceptor, and for each of `models.contrast` one that pulls only the
+    contrast (prompts.contrast_lanes, shared=False) at the steps where `contrast(step)` (True: at
+    every step; False: none); a callable schedule when a prompt tells a story ("a ^ b") or
+    `contrast` is one. Only the runs where they were measured to help pass `contrast`: an upscale's
+    refinement (edit.upscale) and the first half of a diffusion run (clipgan.diffuse); from noise
+    at one size they cost foreground colours (docs/benchmarks.md)."""
     stories = [parse_story(p, settings.iterations, settings.change_prompt_every)
                for p in split_prompts(settings.prompts)]
-    words = contrast_words(settings)
+    words, only = contrast_words(settings), []
     if words and settings.contrast_weight:
+        only = [lane for story in stories for lane in contrast_lanes(story, words, settings.contrast_weight, shared=False)]
         stories = [lane for story in stories for lane in contrast_lanes(story, words, settings.contrast_weight)]
     images = parse_prompts(settings.image_prompts)
     if not stories and not images and not settings.noise_prompt_seeds:
         raise ClipganError("give at least one text prompt, --image-prompt or --noise-prompt-seeds")
     loaded = [(p, load_rgb(p.text)) for p in images]
-    texts = sorted({p.text for story in stories for _, p in story if p is not None})
+    texts = sorted({p.text for story in stories + only for _, p in story if p is not None})
     _vocabulary_notice(settings, texts)
     _cut_pow_notice(settings, models)
-    guides, text_targets = [], []
-    for perceptor in models.perceptors:
-        cfg = CutoutConfig(cutn=settings.cutn, cut_pow=settings.cut_pow, augments=settings.augments,
-                           method=settings.cut_method)
-        cutouts = Cutouts(perceptor.input_size, cfg)
+    cfg = CutoutConfig(cutn=settings.cutn, cut_pow=settings.cut_pow, augments=settings.augments,
+                       method=settings.cut_method)
+
+    def text_targets(perceptor, lanes):
         embeds = dict(zip(texts, perceptor.encode_text(texts))) if texts else {}
-        text_targets.append([[(start, None if p is None else Target(p.text, embeds[p.text][None], p.weight, p.stop))
-                              for start, p in story] for story in stories])
+        return [[(start, None if p is None else Target(p.text, embeds[p.text][None], p.weight, p.stop))
+                 for start, p in lane] for lane in lanes]
+
+    full = []  # (guide with its fixed targets, its text lanes) per perceptor
+    for perceptor in models.perceptors:
+        cutouts = Cutouts(perceptor.input_size, cfg)
         image_targets = []
         for p, image in loaded:
             with torch.no_grad():
                 crops = cutouts(to_tensor(image, settings.size, models.device))
                 image_targets.append(Target(p.text, perceptor.encode_image(crops), p.weight, p.stop))
-        guides.append(Guide(perceptor, cutouts, image_targets + noise_targets(settings, perceptor, models.device)))
+        targets = image_targets + noise_targets(settings, perceptor, models.device)
+        full.append((Guide(perceptor, cutouts, targets), text_targets(perceptor, stories)))
+    partners = getattr(models, "contrast", []) if only and contrast is not False and contrast_clips(settings) else []
+    extra = [(Guide(perceptor, Cutouts(perceptor.input_size, cfg)), text_targets(perceptor, only)) for perceptor in partners]
 
     def at(step: int) -> list[Guide]:
-        out = []
-        for g, stories_g in zip(guides, text_targets):
-            active = [t for t in (part_at(story, step) for story in stories_g) if t is not None]
-            out.append(Guide(g.perceptor, g.cutouts, active + g.targets))
+        def active(g, lanes):
+            return [t for t in (part_at(lane, step) for lane in lanes) if t is not None] + g.targets
+
+        out = [Guide(g.perceptor, g.cutouts, active(g, lanes)) for g, lanes in full]
+        if contrast(step) if callable(contrast) else contrast:  # a contrast guide with nothing to pull is left out
+            out += [Guide(g.perceptor, g.cutouts, ts) for g, lanes in extra if (ts := active(g, lanes))]
         return out
 
-    if all(len(story) == 1 and story[0][0] == 0 for story in stories):
+    if not callable(contrast) and all(len(story) == 1 and story[0][0] == 0 for story in stories):
         return at(0)
     return at
 
@@ -286,13 +306,27 @@ def contrast_words(settings: Settings) -> tuple[str, ...]:
     the asked shape about half again as often (docs/benchmarks.md)."""
     if settings.contrast is not None:
         return settings.contrast
-    from clipgan.models.registry import CLIP_ALIASES
+    from clipgan.models.registry import bundled_clip
 
-    if not all(spec in CLIP_ALIASES for spec in settings.clip):
+    if not all(bundled_clip(spec) for spec in settings.clip):
         return ()
     from clipgan.toyworld.render import SHAPES
 
     return SHAPES
+
+
+def contrast_clips(settings: Settings) -> tuple[str, ...]:
+    """The CLIPs that pull only the contrast (Settings.contrast_clip): the settings' own, or where
+    they name none (None) the partner that every CLIP shares (the bundled toy's toy-contrast:
+    on the bench it draws the asked shape more often, docs/benchmarks.md); none where no contrast applies."""
+    if not (settings.contrast_weight and contrast_words(settings)):
+        return ()
+    if settings.contrast_clip is not None:
+        return settings.contrast_clip
+    from clipgan.models.registry import CONTRAST_PARTNERS
+
+    partners = {CONTRAST_PARTNERS.get(spec) for spec in settings.clip}
+    return (partners.pop(),) if len(partners) == 1 and None not in partners else ()
 
 
 def noise_targets(settings: Settings, perceptor, device) -> list[Target]:
@@ -312,9 +346,9 @@ def noise_targets(settings: Settings, perceptor, device) -> list[Target]:
 
 def _vocabulary_notice(settings: Settings, texts: list[str]) -> None:
     """The bundled toy CLIP knows only its shapes world: say so when a prompt leaves it."""
-    from clipgan.models.registry import CLIP_ALIASES
+    from clipgan.models.registry import bundled_clip
 
-    if not any(spec in CLIP_ALIASES for spec in settings.clip):
+    if not any(bundled_clip(spec) for spec in settings.clip):
         return
     from clipgan.toyworld.render import known_words
 

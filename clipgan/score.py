@@ -36,8 +36,7 @@ class Score:
 def load_perceptors(clip: Sequence[str] = Settings().clip, *, device: str = Settings.device,
                     trust: bool = False) -> list:
     """The CLIP models named like generate's --clip (bundled aliases resolved), on `device`."""
-    from clipgan.models.clip import load_clip
-    from clipgan.models.registry import resolve_clip_alias
+    from clipgan.models.clip import load_named
     from clipgan.pipeline import resolve_device
 
     if isinstance(clip, str):
@@ -45,11 +44,7 @@ def load_perceptors(clip: Sequence[str] = Settings().clip, *, device: str = Sett
     if not clip:
         raise ClipganError("at least one --clip model is needed")
     where = resolve_device(device)
-    out = []
-    for spec in clip:
-        files = resolve_clip_alias(spec)
-        out.append(load_clip(f"{files[0]}:{files[1]}" if files else spec, device=where, trust=trust))
-    return out
+    return [load_named(spec, device=where, trust=trust) for spec in clip]
 
 
 def views(image: Image.Image, size: int, crops: bool = False) -> torch.Tensor:

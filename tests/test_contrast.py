@@ -21,8 +21,8 @@ PROMPT = "a red circle on a blue background"
 
 
 def targets(settings, models):
-    (guide,) = build_guides(settings, models)
-    return [(t.label, t.weight) for t in guide.targets]
+    """The first CLIP's targets (a contrast CLIP's guide, tests/test_contrast_clip.py, comes after)."""
+    return [(t.label, t.weight) for t in build_guides(settings, models)[0].targets]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_the_bundled_clip_sets_its_shapes_against_each_other_by_default(toy):
         ("a red star on a blue background", -0.125),
         ("a red cross on a blue background", -0.125),
     ]
-    (guide,) = build_guides(settings, models)
+    guide = build_guides(settings, models)[0]
     star = guide.perceptor.encode_text(["a red star on a blue background"])
     assert torch.allclose(guide.targets[3].embeds, star, atol=1e-5)  # each contrast is the CLIP's reading of its text
 

@@ -325,3 +325,10 @@ def test_form_carries_the_contrast_in_all_three_states(contrast):
     """Empty: the CLIP's own words; "none": off; words: those."""
     s = Settings().replace(contrast=contrast, contrast_weight=1.5)
     assert forms.to_settings(forms.form_values(s)) == s
+
+
+@pytest.mark.parametrize("clips", [None, (), ("toy",), ("toy", "RN50:openai")])
+def test_form_carries_the_contrast_clip_in_all_three_states(clips):
+    """Empty: the CLIP's own partner; "none": off; specs: those."""
+    s = Settings().replace(contrast_clip=clips)
+    assert forms.to_settings(forms.form_values(s)) == s

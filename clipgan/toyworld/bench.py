@@ -6,7 +6,7 @@ an independent shape classifier (trained on renders, not the guiding CLIP) sees 
 and the seconds per image. Settings flags change the generation (e.g. --precision fp32).
 
     python -m clipgan.toyworld.bench [--n 24] [--image-model vqgan|pixels|fft|strokes] [--iterations N]
-        [--size W H] [--precision bf16] [--lr X] [--contrast WORDS|none] [--contrast-weight C] [--other-shapes W]
+        [--size W H] [--precision bf16] [--lr X] [--contrast WORDS|none] [--contrast-weight C] [--contrast-clip CLIP|none] [--other-shapes W]
         [--json out.json] [--picture first.png]
 """
 
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vqgan-checkpoint")
     parser.add_argument("--contrast", help="words set against each other (Settings.contrast; default: the CLIP's own, none: off)")
     parser.add_argument("--contrast-weight", type=float)
+    parser.add_argument("--contrast-clip", action="append",
+                        help="a CLIP pulling only the contrast (Settings.contrast_clip; default: the CLIP's partner, none: off)")
     parser.add_argument("--other-shapes", type=float, default=0.0, dest="other_weight", metavar="W",
                         help="add the scene with each other shape as a negative prompt of weight W (e.g. 0.05)")
     parser.add_argument("--json", help="also write the full report here")

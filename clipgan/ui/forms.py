@@ -84,6 +84,8 @@ def to_settings(values: dict) -> Settings:
         changes["clip"] = [changes["clip"]]
     if "contrast" in changes and not (changes["contrast"] or "").strip():
         changes["contrast"] = None  # left empty: the CLIP's own words ("none" turns it off)
+    if isinstance(changes.get("contrast_clip"), str):  # "a, b"; empty: the CLIP's own partner; "none": off
+        changes["contrast_clip"] = [c.strip() for c in changes["contrast_clip"].split(",") if c.strip()] or None
     size = None if width == height == 0 else (width, height)  # 0 x 0: the model's own size, as with no --size
     return Settings().replace(prompts=prompts, image_prompts=[str(f) for f in files], size=size, **changes)
 
@@ -96,6 +98,7 @@ def form_values(s: Settings) -> dict:
     out = {k: getattr(s, k) for k in FORM_FIELDS}
     out["clip"], out["augments"] = list(s.clip), list(s.augments)
     out["contrast"] = "" if s.contrast is None else ", ".join(s.contrast) or "none"
+    out["contrast_clip"] = "" if s.contrast_clip is None else ", ".join(s.contrast_clip) or "none"
     for name in ("noise_prompt_seeds", "noise_prompt_weights"):
         out[name] = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in getattr(s, name))
     positive, negative = [], []

@@ -55,6 +55,8 @@ def form(d: dict) -> dict[str, gr.components.Component]:
             c["noise_prompt_weights"] = gr.Textbox(d["noise_prompt_weights"], label="Noise prompts: weights (0.5,1)")
             c["contrast"] = gr.Textbox(d["contrast"], label="Contrast: words set against each other (empty: the CLIP's own; none: off)")
             c["contrast_weight"] = gr.Number(d["contrast_weight"], label="Contrast weight", minimum=0)
+            c["contrast_clip"] = gr.Textbox(d["contrast_clip"], label="Contrast CLIPs: pull only the contrast (empty: the "
+                                            "CLIP's own partner; none: off)")
             c["compile"] = gr.Dropdown([w.value for w in Switch], value=d["compile"], label="torch.compile")
             c["cuda_graphs"] = gr.Dropdown([w.value for w in Switch], value=d["cuda_graphs"], label="CUDA graphs")
         c["augments"] = gr.CheckboxGroup([a.value for a in Augment], value=d["augments"], label="Augments")
