@@ -49,16 +49,13 @@ def load_named(spec: str, *, device="cpu", trust: bool = False, root=None) -> Pe
     from clipgan.models import registry
     from clipgan.models.overlay import apply_overlay
 
-    overlay = registry.resolve_clip_overlay(spec, root)
+    overlay = registry.resolve_clip_overlay(spec, root)  # (base alias, file): an overlay's base is an alias
+    files = registry.resolve_clip_alias(overlay[0] if overlay else spec, root)
+    perceptor = load_clip(f"{files[0]}:{files[1]}" if files else spec, device=device, trust=trust)
     if overlay is not None:
-        base_alias, path = overlay
-        perceptor = load_named(base_alias, device=device, trust=trust, root=root)
-        base_file = registry.resolve_clip_alias(base_alias, root)[1]
-        perceptor.model.load_state_dict(apply_overlay(perceptor.model.state_dict(), path, base_file))
+        perceptor.model.load_state_dict(apply_overlay(perceptor.model.state_dict(), overlay[1], files[1]))
         perceptor.name = spec
-        return perceptor
-    files = registry.resolve_clip_alias(spec, root)
-    return load_clip(f"{files[0]}:{files[1]}" if files else spec, device=device, trust=trust)
+    return perceptor
 
 
 def split_spec(spec: str, known: set[str]) -> tuple[str, str]:
