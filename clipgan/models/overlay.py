@@ -99,5 +99,5 @@ def _rows(state: dict[str, Tensor], name: str, rows: Tensor, values: Tensor | No
     if not fits or (len(rows) and not (0 <= int(rows.min()) and int(rows.max()) < len(table))):
         raise ClipganError(f"{path} does not fit this model: the rows it holds for {name} do not fit that table")
     out = table.clone()
-    out[rows] = values.to(table.dtype)
+    out[rows.to(table.device)] = values.to(table.device, table.dtype)  # the model may sit on a GPU already
     return out
