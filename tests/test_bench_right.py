@@ -90,3 +90,20 @@ def test_bad_counts_are_one_line_and_exit_2(flags, capsys):
         right.main(flags)
     assert refused.value.code == 2
     assert ": error: " in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_variant_that_names_iterations_runs_that_long(one_thread, classifier, monkeypatch):
+    """`"default: iterations=100"` judges a default-length run (its refinement included), not max-steps."""
+    from clipgan.config import UPSCALE_STEPS, Settings
+    from clipgan.pipeline import load_models
+
+    judged = []
+    monkeypatch.setattr(right, "judge", lambda image, triple, clf: judged.append(image.shape[-1]) or False)
+    triple = ("red", "circle", "blue")
+    text = rw.caption(rw.Spec("circle", "red", "blue"))
+    models = load_models(Settings(device="cpu"))
+    assert right.clipgan_time(models, text, triple, 0, classifier, 50, 1, {"iterations": 2}) is None
+    assert judged == [32, 32] + [64] * UPSCALE_STEPS  # 2 steps at 32 px, then the refinement at 64
+    judged.clear()
+    right.clipgan_time(models, text, triple, 0, classifier, 3, 1, {"size": [32, 32]})
+    assert judged == [32, 32, 32]  # without iterations: max-steps, one size

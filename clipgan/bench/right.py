@@ -11,7 +11,9 @@ so the median is "not reached" when half the runs or more never get there.
 
 A `--variant "NAME: key=value, ..."` adds a recipe: clipgan's defaults with those settings changed
 (values read as JSON where they parse, else as text). clipgan's runs are `--max-steps` long, so
-settings that follow the run's length (the lr and cutout schedules) span exactly the judged steps.
+settings that follow the run's length (the lr and cutout schedules) span exactly the judged steps;
+a variant that names `iterations` runs that long instead (`"default: iterations=100"`: a default run,
+its refinement included, judged as it goes).
 
 The classic recipe is clipgan.bench.classic (the peer CLI's defaults: pooled cutouts with its
 augmentations, Adam lr 0.1, a PNG save every 50 steps, random codes to start); clipgan's is
@@ -114,7 +116,8 @@ def clipgan_time(models, text: str, triple, seed: int, classifier, max_steps: in
         clock.resume()
 
     try:
-        clipgan.generate(text, models=models, seed=seed, iterations=max_steps, callback=check, **(changes or {}))
+        # a variant may name its own run length (e.g. the default run's): then the run stops there
+        clipgan.generate(text, models=models, seed=seed, callback=check, **{"iterations": max_steps, **(changes or {})})
     except Reached:
         return clock.spent
     return None
