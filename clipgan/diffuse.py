@@ -91,8 +91,13 @@ def contrast_steps(s: Settings) -> int:
     return math.ceil(CONTRAST_SHARE * denoising_steps(s))
 
 
-def before(limit: int, step: int) -> bool:
+def _before(limit: int, step: int) -> bool:
     return step < limit
+
+
+def contrast_schedule(s: Settings) -> Callable[[int], bool]:
+    """Whether the contrast CLIPs guide denoising step i (build_guides' `contrast`): the first contrast_steps(s)."""
+    return partial(_before, contrast_steps(s))
 
 
 def _noise(seed: int, size: int, device, count: int = 1) -> list[Tensor]:
@@ -135,7 +140,7 @@ def generate_diffusion(s: Settings, models: DiffusionModels | None = None,
     s, models, seed = _prepared(s, models)
     side = s.size[0]
     device = models.device
-    guides = build_guides(s, models, contrast=partial(before, contrast_steps(s)))
+    guides = build_guides(s, models, contrast=contrast_schedule(s))
     init = known = mask = soft = picture = None
     if s.init_image:
         picture = load_rgb(s.init_image)
@@ -199,7 +204,8 @@ def morph_frames(prompts: list[str], frames_per_transition: int, *, loop: bool =
     s, models, seed = _prepared(s, models)
     side, device = s.size[0], models.device
     keys = prompts + prompts[:1] if loop else prompts
-    guides = [build_guides(s.replace(prompts=[p]), models, contrast=partial(before, contrast_steps(s))) for p in keys]
+    contrast = contrast_schedule(s)
+    guides = [build_guides(s.replace(prompts=[p]), models, contrast=contrast) for p in keys]
     noises = [_noise(seed + (j % len(prompts)), side, device)[0] for j in range(len(keys))]
     index = 0
     for j in range(len(keys) - 1):
