@@ -244,7 +244,7 @@ def check_memory(settings, models, available: int | None = None, *, size: tuple[
 
     size = tuple(size or settings.size)
     kind = getattr(settings, "image_model", "vqgan")
-    est = estimate(models.vqgan if kind == "vqgan" else None, models.perceptors + getattr(models, "contrast", []), size, settings.cutn,
+    est = estimate(models.vqgan if kind == "vqgan" else None, models.perceptors + models.contrast, size, settings.cutn,
                    augments=len(settings.augments), dtype=resolve_dtype(settings.precision, models.device),
                    low_memory=settings.low_memory, image_model=KINDS[kind], settings=settings)
     where = f"on {models.device}"

@@ -273,7 +273,7 @@ def build_guides(settings: Settings, models: Models, contrast: bool | Callable[[
                 image_targets.append(Target(p.text, perceptor.encode_image(crops), p.weight, p.stop))
         targets = image_targets + noise_targets(settings, perceptor, models.device)
         full.append((Guide(perceptor, cutouts, targets), text_targets(perceptor, stories)))
-    partners = getattr(models, "contrast", []) if only and contrast is not False and contrast_clips(settings) else []
+    partners = models.contrast if only and contrast is not False and contrast_clips(settings) else []
     extra = [(Guide(perceptor, Cutouts(perceptor.input_size, cfg)), text_targets(perceptor, only)) for perceptor in partners]
 
     def at(step: int) -> list[Guide]:
