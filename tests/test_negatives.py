@@ -63,12 +63,14 @@ def test_partners_keep_the_asked_colours_and_shape_and_move_the_shape():
 def test_quick_training_with_guided_negatives(tmp_path):
     from clipgan.toyworld import train
 
-    for label in ("shapeless", "against"):
+    draft = ["--guided-contrast", "0.5", "--guided-draft", str(CKPT / "toy-clip.safetensors"), "--guided-draft-steps", "2"]
+    for label, extra in (("shapeless", []), ("against", draft)):
         card = train.main(["--out", str(tmp_path / label), "--quick", "--only", "clip", "--threads", "1",
                            "--guided-share", "0.25", "--guided-n", "2", "--guided-keep", "1", "2",
-                           "--guided-label", label, "--recon-share", "0.5", "--vqgan-dir", str(CKPT)])
+                           "--guided-label", label, "--recon-share", "0.5", "--vqgan-dir", str(CKPT), *extra])
         t = card["clip"]["train"]
         assert t["guided_label"] == label and t["guided_keep"] == [1, 2] and t["recon_share"] == 0.5
+        assert (t.get("guided_draft_steps") == 2) == bool(extra)
         assert math.isfinite(t["final_loss"])
 
 
@@ -103,3 +105,27 @@ def test_guided_runs_drawn_as_the_coarse_stage_with_the_contrast():
     assert not torch.equal(plain, last)
     assert (lead(last) - lead(first) > lead(plain) - lead(first)).all()
     assert torch.equal(run(1.0)[1], last)
+
+
+def test_drafted_negatives_refine_a_32px_draft_with_the_trained_clip_as_partner():
+    """draft=D: latents start on an 8x8 grid (32 px) pulled by D, then the picture is enlarged and
+    re-encoded and refined by D and the partner; only the refinement's pictures are kept, seeded,
+    the draft's steps show in them, and neither CLIP is left with a gradient."""
+    draft = cm.load(CKPT / "toy-clip.json", CKPT / "toy-clip.safetensors")
+    partner = cm.load(CKPT / "toy-clip.json", CKPT / "toy-clip.safetensors")
+    vq = ng.load_vqgan(CKPT)
+    specs = rw.sample_specs(2, 5)
+
+    def run(draft_steps=6):
+        torch.manual_seed(0)
+        return ng.guided(partner, vq, specs, 12, (1, 12), torch.Generator().manual_seed(3), contrast=1.0,
+                         draft=draft, draft_steps=draft_steps)
+
+    first, last = run()
+    assert first.shape == last.shape == (2, 3, 64, 64)
+    assert 0 <= float(last.min()) and float(last.max()) <= 1
+    assert not torch.equal(first, last)
+    assert torch.equal(run()[1], last)
+    assert not torch.equal(run(draft_steps=2)[0], first)
+    assert all(p.requires_grad and p.grad is None for p in partner.parameters())
+    assert all(p.grad is None for p in draft.parameters())

@@ -108,6 +108,10 @@ class ClipTrainConfig:
     guided_label: str = "shapeless"
     guided_size: int = 64  # 32: negatives drawn as a coarse-to-fine run's coarse stage
     guided_contrast: float = 0.0  # the other shapes pushed away while drawing them (runsetup's contrast)
+    # a CLIP (.safetensors, its .json beside it) that drafts at 32 px first: the negatives are then drawn
+    # as the defaults draw, with the CLIP being trained as the refinement's partner (needs guided_contrast)
+    guided_draft: str | None = None
+    guided_draft_steps: int = 50
     vqgan_dir: str | None = None
     # Denoised estimates (denoised.py): this share of the renders is replaced by a toy UNet's
     # estimate of the clean picture from the render noised to a timestep below denoised_t_max

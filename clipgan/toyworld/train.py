@@ -52,7 +52,8 @@ def run_clip(out: str, steps: int, seed: int, eval_n: int, threads: int, positio
         from clipgan.toyworld.negatives import Pool
 
         pool = Pool(cfg.vqgan_dir, cfg.guided_n, cfg.guided_every, tuple(cfg.guided_keep), recon=cfg.recon_share,
-                    size=cfg.guided_size, contrast=cfg.guided_contrast)
+                    size=cfg.guided_size, contrast=cfg.guided_contrast, draft=cfg.guided_draft,
+                    draft_steps=cfg.guided_draft_steps)
     denoised = None
     if cfg.denoised_share:
         from clipgan.toyworld.denoised import Denoised
@@ -162,6 +163,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="side the guided negatives are drawn at (32: a coarse-to-fine run's first stage)")
     p.add_argument("--guided-contrast", type=float, default=d.guided_contrast,
                    help="contrast weight over the other shapes while drawing the guided negatives")
+    p.add_argument("--guided-draft", help="a CLIP (.safetensors, .json beside it) drafting the guided negatives at 32 px: "
+                   "they are drawn as the defaults draw, the CLIP trained being the refinement's partner")
+    p.add_argument("--guided-draft-steps", type=int, default=d.guided_draft_steps, help="steps of each draft at 32 px")
     p.add_argument("--guided-keep", type=int, nargs="+", default=list(d.guided_keep),
                    help="steps of each guided run whose pictures are kept")
     p.add_argument("--recon-share", type=float, default=d.recon_share,
@@ -181,6 +185,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     a = p.parse_args(argv)
     if a.frozen and not a.text_from:
         p.error("--frozen says what to keep of --text-from's CLIP; give --text-from too")
+    if a.guided_draft:
+        if not (a.guided_share and a.guided_contrast > 0):
+            p.error("--guided-draft draws guided negatives with a contrast: give --guided-share and --guided-contrast too")
+        missing = [f for f in (Path(a.guided_draft), Path(a.guided_draft).with_suffix(".json")) if not f.is_file()]
+        if missing:
+            p.error(f"--guided-draft: {missing[0]} is not a file (the CLIP's .safetensors, its .json beside it)")
     return a
 
 
@@ -213,6 +223,8 @@ def main(argv=None) -> dict:
                             recon_share=a.recon_share, guided_label=a.guided_label,
                             guided_size=a.guided_size, guided_contrast=a.guided_contrast, guided_keep=tuple(a.guided_keep),
                             vqgan_dir=a.vqgan_dir or str(bundled_dir()))
+        if a.guided_draft:
+            clip_options.update(guided_draft=a.guided_draft, guided_draft_steps=a.guided_draft_steps)
     if a.denoised_share:
         from clipgan.config import Settings
         from clipgan.models.diffusion_registry import resolve_diffusion
