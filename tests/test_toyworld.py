@@ -224,13 +224,16 @@ def test_bench_refuses_a_bad_setting_before_loading_models(flags, capsys):
 
 
 def test_sweep_gives_the_bench_pictures_and_counts_every_recipe(tmp_path, one_thread):
-    """A sweep's job is the bench's picture (same prompt, same seed, same settings): its colour
-    fractions equal the bench's, and each recipe counts its own pictures."""
+    """A sweep's picture is the bench's (same prompt, same seed, same settings): its colour
+    fractions equal the bench's, and each recipe counts its own pictures. A job is one prompt drawn
+    by one worker with every recipe, so the recipes are compared on the same arithmetic."""
     from clipgan.toyworld import bench, sweep
 
     quick = {"iterations": 2, "cutn": 2, "size": [32, 32]}
-    report = sweep.run({"lr": {"lr": 0.3}}, base=quick, seeds=[0], n=2, cpu_workers=1, seconds=300,
+    report = sweep.run({"lr": {"lr": 0.3}}, base=quick, seeds=[0], n=2, cpu_workers=2, seconds=300,
                        json_path=str(tmp_path / "sweep.json"))
+    for k in (0, 1):
+        assert len({r["worker"] for r in report["rows"] if r["k"] == k}) == 1
     assert json.loads((tmp_path / "sweep.json").read_text())["summary"] == report["summary"]
     assert {name: s["pictures"] for name, s in report["summary"].items()} == {"default": 2, "lr": 2}
     reference = bench.run(n=2, seed=0, iterations=2, cutn=2, size=(32, 32))

@@ -4,10 +4,11 @@
         [--base "precision=fp32"] [--seeds 0,1] [--set main] [--cpu-workers 2] [--gpu-workers 0] \\
         [--seconds 600] --json sweep.json
 
-Each job is one (recipe, seed, prompt) of `bench.prompts`, seeded as the bench seeds it, so a
-finished recipe gives the bench's figures. Jobs go out interleaved over the recipes, so when the
-deadline (--seconds) stops handing them out every recipe has about the same number of pictures; the
-report counts what finished. It is written after every picture, so a run cut short keeps its figures.
+Each job is one (seed, prompt) of `bench.prompts`, seeded as the bench seeds it, drawn by one
+worker with every recipe in turn: the recipes are compared on the same pictures and the same
+arithmetic (CUDA's pictures differ from the CPU's), and a finished recipe gives the bench's figures.
+When the deadline (--seconds) stops handing jobs out, every recipe has the same prompts (but a job
+the grace after the deadline cuts short); the report counts what finished. It is written after every picture, so a run cut short keeps its figures.
 "default" (clipgan's defaults plus --base) is always a recipe. Made for a lent GPU machine's few
 minutes (--gpu-workers: processes on CUDA, --cpu-workers: one-thread processes beside them).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
 import time
 
@@ -23,7 +25,7 @@ from clipgan.bench.right import parse_variant
 from clipgan.toyworld import bench
 
 
-def _worker(device: str, jobs, results, deadline: float) -> None:
+def _worker(device: str, recipes: dict[str, dict], jobs, results, deadline: float) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -35,21 +37,22 @@ def _worker(device: str, jobs, results, deadline: float) -> None:
     loaded = {}  # model_key -> models: recipes that name the same models share them
     while time.time() < deadline:
         try:
-            name, changes, which, n, seed, k = jobs.get_nowait()
+            which, n, seed, k = jobs.get_nowait()
         except queue.Empty:
             return
-        t0 = time.perf_counter()
-        try:
-            s = Settings().replace(device=device, **changes)
-            key = model_key(s)
-            if key not in loaded:
-                loaded[key] = load_models_for(s)
-            triple = bench.prompts(n, which)[k]
-            row, _ = bench.draw(triple, bench.first_seed(seed, which) + k, loaded[key], s, classifier)
-            row.update(shape=triple[1], seconds=round(time.perf_counter() - t0, 2))
-        except Exception as e:  # noqa: BLE001  a recipe that fails is reported, the others go on
-            row = {"error": f"{type(e).__name__}: {e}"[:300]}
-        results.put({"recipe": name, "seed": seed, "k": k, "device": device, **row})
+        triple = bench.prompts(n, which)[k]
+        for name, changes in recipes.items():
+            t0 = time.perf_counter()
+            try:
+                s = Settings().replace(device=device, **changes)
+                key = model_key(s)
+                if key not in loaded:
+                    loaded[key] = load_models_for(s)
+                row, _ = bench.draw(triple, bench.first_seed(seed, which) + k, loaded[key], s, classifier)
+                row.update(shape=triple[1], seconds=round(time.perf_counter() - t0, 2))
+            except Exception as e:  # noqa: BLE001  a recipe that fails is reported, the others go on
+                row = {"error": f"{type(e).__name__}: {e}"[:300]}
+            results.put({"recipe": name, "seed": seed, "k": k, "device": device, "worker": os.getpid(), **row})
 
 
 def summarize(rows: list[dict], recipes: list[str]) -> dict:
@@ -81,15 +84,14 @@ def run(variants: dict[str, dict], base: dict | None = None, seeds=(0,), which: 
     ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
     jobs, results = ctx.Queue(), ctx.Queue()
     jobs.cancel_join_thread()  # jobs left at the deadline are dropped: exiting must not wait to flush them
-    total = 0
+    total = 0  # pictures
     for seed in seeds:
         for k in range(len(bench.prompts(n, which))):
-            for name, changes in recipes.items():
-                jobs.put((name, changes, which, n, seed, k))
-                total += 1
+            jobs.put((which, n, seed, k))
+            total += len(recipes)
     start = time.time()
     deadline = start + seconds
-    workers = [ctx.Process(target=_worker, args=(device, jobs, results, deadline), daemon=True)
+    workers = [ctx.Process(target=_worker, args=(device, recipes, jobs, results, deadline), daemon=True)
                for device in ["cuda"] * gpu_workers + ["cpu"] * cpu_workers]
     for w in workers:
         w.start()
