@@ -8,7 +8,8 @@ Each job is one (seed, prompt) of `bench.prompts`, seeded as the bench seeds it,
 worker with every recipe in turn: the recipes are compared on the same pictures and the same
 arithmetic (CUDA's pictures differ from the CPU's), and a finished recipe gives the bench's figures.
 When the deadline (--seconds) stops handing jobs out, every recipe has the same prompts (but a job
-the grace after the deadline cuts short); the report counts what finished. It is written after every picture, so a run cut short keeps its figures.
+the grace after the deadline cuts short); the report counts what finished. It is written after
+every picture, so a run cut short keeps its figures.
 "default" (clipgan's defaults plus --base) is always a recipe. Made for a lent GPU machine's few
 minutes (--gpu-workers: processes on CUDA, --cpu-workers: one-thread processes beside them).
 """
@@ -84,7 +85,7 @@ def run(variants: dict[str, dict], base: dict | None = None, seeds=(0,), which: 
     ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
     jobs, results = ctx.Queue(), ctx.Queue()
     jobs.cancel_join_thread()  # jobs left at the deadline are dropped: exiting must not wait to flush them
-    total = 0  # pictures
+    total = 0  # pictures: one per recipe and prompt (the report's "jobs")
     for seed in seeds:
         for k in range(len(bench.prompts(n, which))):
             jobs.put((which, n, seed, k))
