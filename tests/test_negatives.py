@@ -3,6 +3,7 @@
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from clipgan.toyworld import clip as cm
@@ -129,3 +130,5 @@ def test_drafted_negatives_refine_a_32px_draft_with_the_trained_clip_as_partner(
     assert not torch.equal(run(draft_steps=2)[0], first)
     assert all(p.requires_grad and p.grad is None for p in partner.parameters())
     assert all(p.grad is None for p in draft.parameters())
+    with pytest.raises(ValueError, match="contrast > 0"):  # a partner without a contrast would pull nothing
+        ng.guided(partner, vq, specs, 2, (2,), torch.Generator().manual_seed(3), draft=draft, draft_steps=1)

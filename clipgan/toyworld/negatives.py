@@ -88,6 +88,8 @@ def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...],
     `clip`, which pulls only the contrast; the refinement's pictures are kept."""
     from clipgan.image_models.vqgan import VQGANImage
 
+    if draft is not None and not contrast > 0:
+        raise ValueError("a drafted run needs contrast > 0: the partner pulls only the contrast")
     n, f = len(specs), vqgan.factor
     book = vqgan.codebook.detach()
     side = 32 if draft is not None else size
