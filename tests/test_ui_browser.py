@@ -100,6 +100,21 @@ def open_section(page, label: str, elem_id: str) -> None:
                            " return i !== null && i.offsetParent !== null && i.value !== ''; }")
 
 
+def held(page, values: dict[str, str], last: tuple[str, str]) -> None:
+    """Before a run: each field typed into holds its text, re-entered where it does not. A field in an
+    accordion opened just before can, on a busy machine, be reset to its default after the typing
+    (CI saw candidates 4 where 2 was typed); a person cannot type that fast, the test can. `last`
+    (a text field) is entered again after any re-entry, so no number field is still in flight."""
+    for _ in range(5):
+        lost = {k: v for k, v in values.items() if field(page, k).input_value() != v}
+        if not lost:
+            return
+        for k, v in lost.items():
+            enter(page, k, v)
+        enter(page, *last)
+    raise AssertionError(f"fields do not keep what was typed: {lost}")
+
+
 def table_rows(page, elem_id: str, count: int) -> list[str]:
     """The text of a gr.Dataframe's body rows once it has `count` of them (read from the page's text,
     which does not depend on how the table is built)."""
@@ -129,6 +144,7 @@ def test_generate_preview_download_and_settings_again(page, tmp_path):
     open_section(page, "Advanced", "cutn")
     enter(page, "cutn", "4")
     enter(page, "seed", "5")  # a text field last: a number field typed just before Generate can still be in flight
+    held(page, {"cutn": "4"}, ("seed", "5"))
     page.evaluate(WATCH)
     page.locator("#generate").click()
     page.locator("#status").get_by_text("done").wait_for()
@@ -340,6 +356,7 @@ def test_generate_with_diffusion(page, tmp_path):
     open_section(page, "Diffusion (image model diffusion)", "candidates")
     enter(page, "candidates", "2")
     enter(page, "seed", "8")  # a text field last, as above
+    held(page, {"candidates": "2"}, ("seed", "8"))
     page.locator("#generate").click()
     page.locator("#status").get_by_text("done: 6 steps, seed 8").wait_for()
     with page.expect_download() as download:
