@@ -132,3 +132,5 @@ def test_drafted_negatives_refine_a_32px_draft_with_the_trained_clip_as_partner(
     assert all(p.grad is None for p in draft.parameters())
     with pytest.raises(ValueError, match="contrast > 0"):  # a partner without a contrast would pull nothing
         ng.guided(partner, vq, specs, 2, (2,), torch.Generator().manual_seed(3), draft=draft, draft_steps=1)
+    with pytest.raises(ValueError, match="contrast > 0"):  # and a pool refuses it before training starts
+        ng.Pool(CKPT, 2, 1, (1,), draft=str(CKPT / "toy-clip.safetensors"))

@@ -76,6 +76,11 @@ def _optimize(model, pulls, steps: int, lr: float, copies: int, keep: tuple[int,
     return out
 
 
+def _need_contrast(drafted: bool, contrast: float) -> None:
+    if drafted and not contrast > 0:
+        raise ValueError("drafted negatives need contrast > 0 (guided_contrast): the partner pulls only the contrast")
+
+
 def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...], g: torch.Generator,
            lr: float = 0.1, copies: int = 4, size: int = 64, contrast: float = 0.0,
            draft=None, draft_steps: int = 0) -> list[torch.Tensor]:
@@ -88,8 +93,7 @@ def guided(clip, vqgan, specs: list[rw.Spec], steps: int, keep: tuple[int, ...],
     `clip`, which pulls only the contrast; the refinement's pictures are kept."""
     from clipgan.image_models.vqgan import VQGANImage
 
-    if draft is not None and not contrast > 0:
-        raise ValueError("a drafted run needs contrast > 0: the partner pulls only the contrast")
+    _need_contrast(draft is not None, contrast)
     n, f = len(specs), vqgan.factor
     book = vqgan.codebook.detach()
     side = 32 if draft is not None else size
@@ -124,8 +128,7 @@ class Pool:
 
         from clipgan.toyworld.clip import load
 
-        if draft and not contrast > 0:
-            raise ValueError("drafted negatives need a contrast for the partner to pull (guided_contrast)")
+        _need_contrast(bool(draft), contrast)  # before training starts, not at the first refresh
         self.vqgan = load_vqgan(vqgan_dir)
         self.draft = load(Path(draft).with_suffix(".json"), Path(draft)) if draft else None
         self.draft_steps = draft_steps
