@@ -128,6 +128,23 @@ def test_quick_robust_clip_from_scratch_honours_width_and_warmup(tmp_path):
     assert model.visual.conv3.out_channels == 16  # ModifiedResNet: the stem ends at the width
 
 
+def test_clip_sizes_set_the_training_renders_radii_and_the_card_says_so(tmp_path, capsys):
+    from clipgan.toyworld import clip, train
+    from clipgan.toyworld import render as rw
+
+    ranges = clip.render_ranges(clip.ClipTrainConfig(sizes=(0.55, 0.8)))
+    sizes = [s.size for s in rw.sample_specs(400, torch.Generator().manual_seed(0), ranges)]
+    assert 0.55 <= min(sizes) < 0.6 and 0.75 < max(sizes) <= 0.8
+    assert ranges.angle == rw.TRAIN_RANGES.angle  # only the radii change
+    assert clip.render_ranges(clip.ClipTrainConfig()) == rw.TRAIN_RANGES
+    card = train.main(["--out", str(tmp_path), "--quick", "--only", "clip", "--clip-sizes", "0.55", "0.8"])
+    assert card["clip"]["train"]["sizes"] == [0.55, 0.8]
+    for bad in (["0.8", "0.5"], ["0", "0.5"], ["0.5", "1.2"]):
+        with pytest.raises(SystemExit) as e:
+            train.parse_args(["--only", "clip", "--clip-sizes", *bad])
+        assert e.value.code == 2 and "--clip-sizes" in capsys.readouterr().err
+
+
 def _weights(path):
     from safetensors.torch import load_file
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -88,6 +88,9 @@ class ClipTrainConfig:
     eval_every: int = 0  # >0: log a small zero-shot check every this many steps
     shape_init: bool = True  # sin-cos positions and edge filters at the start (see below)
     init_from: str | None = None  # start from these weights (a .safetensors of the same arch): fine-tuning
+    # the renders' radii (image half-widths); None: render.TRAIN_RANGES's. Large shapes only: a small shape
+    # is then a worse picture of its caption, and guidance is pushed to draw it larger
+    sizes: tuple[float, float] | None = None
     # Hard negatives: this share of each batch is shapeless blobs / speckle in two colours, which
     # only the shape-free captions describe, so "right colours, no shape" scores low for every shape.
     blob_share: float = 0.0
@@ -312,6 +315,11 @@ def lr_at(step: int, cfg: ClipTrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def render_ranges(cfg: ClipTrainConfig) -> rw.SpecRanges:
+    """Where the training renders' layouts come from: the world's training ranges, radii from cfg.sizes if set."""
+    return replace(rw.TRAIN_RANGES, size=tuple(cfg.sizes)) if cfg.sizes else rw.TRAIN_RANGES
+
+
 def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=None,
           denoised=None) -> tuple[torch.nn.Module, dict]:
     """Train a CLIP on fresh renders; returns the model (fp32, eval mode) and a log.
@@ -339,6 +347,7 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=N
         raise ValueError("guided negatives need a negatives.Pool (see train.run_clip)")
     if cfg.denoised_share and denoised is None:
         raise ValueError("denoised estimates need a denoised.Denoised (see train.run_clip)")
+    ranges = render_ranges(cfg)
     t0 = time.time()
     log = []
     bar = tqdm(range(cfg.steps), desc="toy-clip", disable=not progress,
@@ -348,7 +357,7 @@ def train(cfg: ClipTrainConfig, progress: bool = True, position: int = 0, pool=N
         n_guided = round(cfg.batch * cfg.guided_share)
         if pool is not None and pool.maybe_refresh(model, step, g):
             bar.write(f"step {step}: {len(pool.images)} guided negatives")
-        specs = rw.sample_specs(cfg.batch - n_blob - n_guided, g, rw.TRAIN_RANGES)
+        specs = rw.sample_specs(cfg.batch - n_blob - n_guided, g, ranges)
         x = rw.render_batch(specs, cfg.arch.image_size)
         lab = spec_labels(specs)
         if denoised is not None:

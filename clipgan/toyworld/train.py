@@ -151,6 +151,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--adv-steps", type=int, default=d.adv_steps)
     p.add_argument("--adv-warmup", type=int, default=d.adv_warmup,
                    help="steps over which the PGD radius grows from 0 to --adv-eps")
+    p.add_argument("--clip-sizes", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="the CLIP's renders' radii in image half-widths (default: the world's training range)")
     p.add_argument("--clip-width", type=int, default=clip_mod.ClipArch.resnet_width,
                    help="width of the CLIP's ResNet image tower")
     p.add_argument("--guided-share", type=float, default=d.guided_share,
@@ -183,6 +185,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sequential", action="store_true", help="one process, all threads")
     p.add_argument("--quick", action="store_true", help="a few steps only: a smoke test")
     a = p.parse_args(argv)
+    if a.clip_sizes and not 0 < a.clip_sizes[0] <= a.clip_sizes[1] <= 1:
+        p.error(f"--clip-sizes LO HI are radii in image half-widths, 0 < LO <= HI <= 1; got {a.clip_sizes[0]:g} {a.clip_sizes[1]:g}")
     if a.frozen and not a.text_from:
         p.error("--frozen says what to keep of --text-from's CLIP; give --text-from too")
     if a.guided_draft:
@@ -216,6 +220,8 @@ def main(argv=None) -> dict:
                     "adv_eps": a.adv_eps, "adv_steps": a.adv_steps, "adv_warmup": a.adv_warmup,
                     "arch": clip_mod.ClipArch(resnet_width=a.clip_width)}
     # a lever's settings only when it is on: the card names what the training used
+    if a.clip_sizes:
+        clip_options.update(sizes=tuple(a.clip_sizes))
     if a.text_from:
         clip_options.update(text_from=a.text_from, frozen=a.frozen or clip_mod.ClipTrainConfig.frozen)
     if a.guided_share:
