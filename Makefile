@@ -43,13 +43,14 @@ demo: install
 # fine-tuning stages (docs/benchmarks.md, "Levers for shapes" and "A CLIP taught large shapes"); then
 # the toy diffusion UNet
 # the large-shapes stage is kept (build/) and bundled as toy-contrast: an overlay on the fine-tuned toy
-SIZES := --clip-sizes 0.5 0.9
+# each fine-tune continues the CLIP in checkpoints/ on large shapes only; the stages differ in steps, lr and PGD
+FINETUNE := $(PY) -m clipgan.toyworld.train --out checkpoints --only clip --clip-init checkpoints/toy-clip.safetensors --clip-sizes 0.5 0.9
 toy-models: install
 	$(PY) -m clipgan.toyworld.train --out checkpoints
-	$(PY) -m clipgan.toyworld.train --out checkpoints --only clip --clip-init checkpoints/toy-clip.safetensors --clip-steps 500 --clip-lr 5e-4 $(SIZES)
+	$(FINETUNE) --clip-steps 500 --clip-lr 5e-4
 	mkdir -p build && cp checkpoints/toy-clip.safetensors build/toy-clip-stage1.safetensors
-	$(PY) -m clipgan.toyworld.train --out checkpoints --only clip --clip-init checkpoints/toy-clip.safetensors --clip-steps 300 --clip-lr 3e-4 --adv-eps 1.0 $(SIZES)
-	$(PY) -m clipgan.toyworld.train --out checkpoints --only clip --clip-init checkpoints/toy-clip.safetensors --clip-steps 300 --clip-lr 3e-4 --adv-eps 2.0 --blob-share 0.25 $(SIZES)
+	$(FINETUNE) --clip-steps 300 --clip-lr 3e-4 --adv-eps 1.0
+	$(FINETUNE) --clip-steps 300 --clip-lr 3e-4 --adv-eps 2.0 --blob-share 0.25
 	rm -f checkpoints/toy-clip-contrast.safetensors
 	$(PY) -m clipgan.toyworld.overlay build/toy-clip-stage1.safetensors checkpoints/toy-clip.safetensors checkpoints/toy-clip-contrast.safetensors
 	$(PY) -m clipgan.toyworld.train_diffusion --out checkpoints
